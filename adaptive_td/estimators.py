@@ -1,0 +1,437 @@
+"""Value estimators sharing one interface: `fit(trajectories, key)`.
+
+    est = atd.TD(network=atd.networks.mlp((64, 64)), optimizer=optax.adam(1e-3),
+                 gamma=0.99, steps=2000, batch_size=128)
+    value_fn = est.fit(trajectories, key=jax.random.key(0))
+    values = value_fn(observations)          # any leading batch shape
+    value_fn.params, value_fn.history        # losses and method traces
+
+Every `fit` is one jitted program: minibatches are sampled on device, the
+updates run inside `lax.scan`, and ensemble members are vmapped. Passing a
+batch of keys (`jax.random.split(key, S)`) fits S seeds of the same
+configuration at once, vmapped inside the same program; the value function
+then returns `[S, ...]` values and `value_fn.seed(i)` selects one. The jitted
+program is kept on the estimator, so a second `fit` with data of the same
+shapes does not recompile.
+
+Monte Carlo targets of truncated or mid-episode-cut segments bootstrap from a
+stop-gradient value of the segment's final observation (the estimator's own
+value for `MonteCarlo`, the ensemble mean for `AdaptiveTD`); termination never
+bootstraps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from adaptive_td import networks as networks_lib
+from adaptive_td import training
+from adaptive_td.data import Trajectories
+from adaptive_td.training import Transitions
+
+# -- fitted value functions --------------------------------------------------
+
+
+def _flat_apply(apply, params, observations, obs_shape, obs_dtype):
+    """Apply a network to observations with any leading batch shape."""
+    obs = jnp.asarray(observations)
+    if obs.dtype != obs_dtype:
+        obs = obs.astype(obs_dtype)
+    nd = len(obs_shape)
+    if tuple(obs.shape[obs.ndim - nd :]) != tuple(obs_shape) or obs.ndim < nd:
+        raise ValueError(
+            f"value function: observations have shape {obs.shape}; expected "
+            f"[..., *{tuple(obs_shape)}] like the training observations."
+        )
+    lead = obs.shape[: obs.ndim - nd]
+    values = apply(params, obs.reshape((-1, *obs_shape)))
+    return values.reshape(lead)
+
+
+@dataclasses.dataclass
+class ValueFunction:
+    """A fitted value function.
+
+    Attributes:
+      params: network parameters; with a leading seed axis when several seeds
+        were fitted at once.
+      history: per-step traces (`loss`, and method-specific ones), `[steps]`
+        or `[S, steps]`.
+      num_seeds: None for a single fit, else the size of the seed axis.
+    """
+
+    apply: Callable[[Any, jax.Array], jax.Array]
+    params: Any
+    history: dict[str, np.ndarray]
+    obs_shape: tuple[int, ...]
+    obs_dtype: Any
+    num_seeds: int | None = None
+
+    def __call__(self, observations) -> jax.Array:
+        """V(s) for observations `[..., *obs_shape]`: `[...]` or `[S, ...]`."""
+        fn = partial(
+            _flat_apply,
+            self.apply,
+            observations=observations,
+            obs_shape=self.obs_shape,
+            obs_dtype=self.obs_dtype,
+        )
+        if self.num_seeds is None:
+            return fn(self.params)
+        return jax.vmap(fn)(self.params)
+
+    def seed(self, i: int) -> ValueFunction:
+        """The value function of seed i of a multi-seed fit."""
+        if self.num_seeds is None:
+            raise ValueError("seed: this value function was fitted with one key.")
+        return self._select(i)
+
+    def _select(self, i):
+        pick = partial(jax.tree_util.tree_map, lambda x: x[i])
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        fields = {k: pick(v) if k in self._seeded_fields() else v for k, v in fields.items()}
+        fields["num_seeds"] = None
+        return type(self)(**fields)
+
+    def _seeded_fields(self):
+        return ("params", "history")
+
+
+@dataclasses.dataclass
+class AdaptiveValueFunction(ValueFunction):
+    """The value function fitted by `AdaptiveTD`, with its MC ensemble.
+
+    `__call__` gives the TD network's estimate; `interval` the ensemble's
+    confidence interval [mu - k sigma, mu + k sigma] (sigma with ddof=1);
+    `uses_mc_target` whether, at the final parameters, a transition from that
+    state would train on the Monte Carlo target.
+    """
+
+    ensemble_params: Any = None
+    interval_width: float = 2.0
+
+    def interval(self, observations) -> tuple[jax.Array, jax.Array]:
+        """(low, high) of the ensemble interval, each `[...]` or `[S, ...]`."""
+        members = self.ensemble_values(observations)
+        axis = 0 if self.num_seeds is None else 1
+        mu = members.mean(axis=axis)
+        sigma = members.std(axis=axis, ddof=1)
+        return mu - self.interval_width * sigma, mu + self.interval_width * sigma
+
+    def ensemble_values(self, observations) -> jax.Array:
+        """Each member's value: `[K, ...]` or `[S, K, ...]`."""
+        fn = partial(
+            _flat_apply,
+            self.apply,
+            observations=observations,
+            obs_shape=self.obs_shape,
+            obs_dtype=self.obs_dtype,
+        )
+        if self.num_seeds is None:
+            return jax.vmap(fn)(self.ensemble_params)
+        return jax.vmap(jax.vmap(fn))(self.ensemble_params)
+
+    def uses_mc_target(self, observations) -> jax.Array:
+        """True where V_TD(s) lies outside the interval I(s)."""
+        low, high = self.interval(observations)
+        v = self(observations)
+        return (v < low) | (v > high)
+
+    def _seeded_fields(self):
+        return ("params", "history", "ensemble_params")
+
+
+# -- estimators ----------------------------------------------------------------
+
+
+def _transform(network) -> hk.Transformed:
+    if isinstance(network, hk.Transformed):
+        return hk.without_apply_rng(network)
+    if not callable(network):
+        raise ValueError(
+            f"network={network!r}; expected a function from observations to "
+            "values (e.g. atd.networks.mlp()) or an hk.Transformed."
+        )
+    return hk.without_apply_rng(hk.transform(network))
+
+
+def _check_unit(name: str, value: float) -> float:
+    if not isinstance(value, (int, float, np.floating)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name}={value!r}; expected a number in [0, 1].")
+    return float(value)
+
+
+def _check_positive_int(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}={value!r}; expected an integer >= 1.")
+    return int(value)
+
+
+def _as_keys(key) -> tuple[jax.Array, bool]:
+    """A batch of typed keys, and whether the caller passed a batch."""
+    if isinstance(key, (int, np.integer)):
+        key = jax.random.key(int(key))
+    key = jnp.asarray(key)
+    if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape[-1:] == (2,) and key.dtype == jnp.uint32:
+            key = jax.random.wrap_key_data(key)
+        else:
+            raise ValueError(
+                f"key has dtype {key.dtype} and shape {key.shape}; expected "
+                "jax.random.key(seed), a batch of such keys, or an int seed."
+            )
+    if key.ndim > 1:
+        raise ValueError(f"key has shape {key.shape}; expected () or (num_seeds,).")
+    return (key[None], False) if key.ndim == 0 else (key, True)
+
+
+class _Estimator:
+    """Shared construction, validation and the multi-seed jitted fit."""
+
+    def __init__(self, network, optimizer, gamma, steps, batch_size):
+        self.network = networks_lib.mlp() if network is None else network
+        self.optimizer = optax.adam(1e-3) if optimizer is None else optimizer
+        if not hasattr(self.optimizer, "init") or not hasattr(self.optimizer, "update"):
+            raise ValueError(
+                f"optimizer={self.optimizer!r}; expected an optax "
+                "GradientTransformation such as optax.adam(1e-3)."
+            )
+        self.gamma = _check_unit("gamma", gamma)
+        self.steps = _check_positive_int("steps", steps)
+        self.batch_size = _check_positive_int("batch_size", batch_size)
+        self._net = _transform(self.network)
+        self._fit_seeds = jax.jit(jax.vmap(self._fit_one, in_axes=(0, None)))
+
+    def __repr__(self):
+        fields = ", ".join(f"{k}={v!r}" for k, v in self._config().items())
+        return f"{type(self).__name__}({fields})"
+
+    def _config(self) -> dict[str, Any]:
+        return {"gamma": self.gamma, "steps": self.steps, "batch_size": self.batch_size}
+
+    def _init(self, key, data: Transitions):
+        return self._net.init(key, data.obs[:1])
+
+    def _fit_one(self, key, data: Transitions):
+        raise NotImplementedError
+
+    def fit(self, trajectories: Trajectories, key=0) -> ValueFunction:
+        """Fit to `trajectories`; `key` is a PRNG key, a batch of keys, or an int."""
+        if not isinstance(trajectories, Trajectories):
+            raise ValueError(
+                f"fit: trajectories is a {type(trajectories).__name__}; expected "
+                "adaptive_td.Trajectories (see Trajectories.from_episodes)."
+            )
+        keys, batched = _as_keys(key)
+        data = training.transitions(trajectories, self.gamma)
+        out = self._fit_seeds(keys, data)
+        out = jax.tree_util.tree_map(lambda x: x if batched else x[0], out)
+        return self._value_function(out, data, num_seeds=len(keys) if batched else None)
+
+    def _value_function(self, out, data, num_seeds) -> ValueFunction:
+        params, history = out
+        return ValueFunction(
+            apply=self._net.apply,
+            params=params,
+            history=jax.tree_util.tree_map(np.asarray, history),
+            obs_shape=tuple(data.obs.shape[1:]),
+            obs_dtype=data.obs.dtype,
+            num_seeds=num_seeds,
+        )
+
+
+def _mc_targets(apply, params, batch: Transitions) -> jax.Array:
+    boot = jax.lax.stop_gradient(apply(params, batch.mc_boot_obs))
+    return batch.mc_return + jnp.where(batch.mc_discount > 0, batch.mc_discount * boot, 0.0)
+
+
+def _td_targets(apply, params, batch: Transitions, gamma) -> jax.Array:
+    nxt = jax.lax.stop_gradient(apply(params, batch.next_obs))
+    return batch.reward + jnp.where(batch.bootstraps, gamma * nxt, 0.0)
+
+
+class MonteCarlo(_Estimator):
+    """Regress V(s_t) on the discounted return G_t.
+
+    G_t = r_t + gamma r_{t+1} + ... up to the end of the segment; a truncated
+    or cut segment adds gamma^k V(s_end) with V the estimator's own
+    stop-gradient value. Loss: mean of (V(s_t) - G_t)^2 / 2.
+    """
+
+    def __init__(
+        self, network=None, optimizer=None, *, gamma=0.99, steps=2000, batch_size=128
+    ):
+        super().__init__(network, optimizer, gamma, steps, batch_size)
+
+    def _loss(self, params, batch):
+        target = _mc_targets(self._net.apply, params, batch)
+        v = self._net.apply(params, batch.obs)
+        return 0.5 * jnp.mean((v - target) ** 2), {}
+
+    def _fit_one(self, key, data):
+        init_key, train_key = jax.random.split(key)
+        return training.train(
+            self._loss,
+            self.optimizer,
+            self._init(init_key, data),
+            data,
+            train_key,
+            steps=self.steps,
+            batch_size=self.batch_size,
+        )
+
+
+class TD(_Estimator):
+    """Semi-gradient TD(0).
+
+    Target r_t + gamma V(s_{t+1}) with V(s_{t+1}) under stop-gradient, and no
+    bootstrap where s_{t+1} is terminal. Loss: mean of (V(s_t) - target)^2 / 2.
+    Reference: Sutton and Barto, Reinforcement Learning: An Introduction
+    (2nd ed.), section 9.3.
+    """
+
+    def __init__(
+        self, network=None, optimizer=None, *, gamma=0.99, steps=2000, batch_size=128
+    ):
+        super().__init__(network, optimizer, gamma, steps, batch_size)
+
+    def _loss(self, params, batch):
+        target = _td_targets(self._net.apply, params, batch, self.gamma)
+        v = self._net.apply(params, batch.obs)
+        return 0.5 * jnp.mean((v - target) ** 2), {}
+
+    def _fit_one(self, key, data):
+        init_key, train_key = jax.random.split(key)
+        return training.train(
+            self._loss,
+            self.optimizer,
+            self._init(init_key, data),
+            data,
+            train_key,
+            steps=self.steps,
+            batch_size=self.batch_size,
+        )
+
+
+class AdaptiveTD(_Estimator):
+    """Adaptive TD: TD(0) that falls back to Monte Carlo where TD leaves the
+    confidence interval of an MC ensemble.
+
+    Penedones, Riquelme, Vincent, Maennel, Mann, Barreto, Gelly, Neu,
+    "Adaptive Temporal-Difference Learning for Policy Evaluation with
+    Per-State Uncertainty Estimates", NeurIPS 2019. The default algorithm:
+
+    1. Train K = `ensemble_size` Monte Carlo regressors from distinct
+       initialisations (vmapped), each for `steps` updates.
+    2. For a state s, mu(s) and sigma(s) are the mean and standard deviation
+       (ddof=1, the unbiased sample variance) of the members' values, and
+       I(s) = [mu - k sigma, mu + k sigma] with k = `interval_width`.
+    3. Train the TD network for `steps` updates; a sampled transition uses
+       the TD target r_t + gamma V_TD(s_{t+1}) if V_TD(s_t) lies in I(s_t),
+       and otherwise the MC target G_t (bootstrapping a truncated segment
+       from mu at its final observation).
+    4. The estimate is V_TD.
+
+    `history["mc_fraction"]` traces the fraction of MC targets in each
+    minibatch; the fitted value function exposes `interval` and
+    `uses_mc_target` per state.
+    """
+
+    def __init__(
+        self,
+        network=None,
+        optimizer=None,
+        *,
+        gamma=0.99,
+        steps=2000,
+        batch_size=128,
+        ensemble_size=5,
+        interval_width=2.0,
+    ):
+        self.ensemble_size = _check_positive_int("ensemble_size", ensemble_size)
+        if self.ensemble_size < 2:
+            raise ValueError(
+                f"ensemble_size={ensemble_size}; an interval needs at least 2 "
+                "ensemble members."
+            )
+        if not isinstance(interval_width, (int, float)) or not interval_width > 0:
+            raise ValueError(f"interval_width={interval_width!r}; expected a number > 0.")
+        self.interval_width = float(interval_width)
+        self._mc = None
+        super().__init__(network, optimizer, gamma, steps, batch_size)
+        self._mc = MonteCarlo(
+            self.network, self.optimizer, gamma=gamma, steps=steps, batch_size=batch_size
+        )
+
+    def _config(self):
+        return {
+            **super()._config(),
+            "ensemble_size": self.ensemble_size,
+            "interval_width": self.interval_width,
+        }
+
+    def _loss(self, params, batch, low, high, mc_target):
+        apply = self._net.apply
+        v = apply(params, batch.obs)
+        outside = (jax.lax.stop_gradient(v) < low) | (jax.lax.stop_gradient(v) > high)
+        target = jnp.where(outside, mc_target, _td_targets(apply, params, batch, self.gamma))
+        loss = 0.5 * jnp.mean((v - target) ** 2)
+        return loss, {"mc_fraction": jnp.mean(outside.astype(jnp.float32))}
+
+    def _fit_one(self, key, data):
+        ens_key, init_key, train_key = jax.random.split(key, 3)
+
+        # 1. The MC ensemble, members vmapped over distinct keys.
+        member_keys = jax.random.split(ens_key, self.ensemble_size)
+        ens_params, ens_history = jax.vmap(self._mc._fit_one, in_axes=(0, None))(
+            member_keys, data
+        )
+
+        # 2. Interval and MC target of every transition, fixed from here on.
+        members = jax.vmap(self._net.apply, in_axes=(0, None))(ens_params, data.obs)
+        mu, sigma = members.mean(0), members.std(0, ddof=1)
+        boot = jax.vmap(self._net.apply, in_axes=(0, None))(ens_params, data.mc_boot_obs)
+        mc_target = data.mc_return + jnp.where(
+            data.mc_discount > 0, data.mc_discount * boot.mean(0), 0.0
+        )
+        extra = (mu - self.interval_width * sigma, mu + self.interval_width * sigma)
+
+        # 3. TD with the per-transition choice of target. The extra arrays
+        # ride along with the transitions so minibatches index them too.
+        def loss(params, batch):
+            batch, (low, high, g) = batch
+            return self._loss(params, batch, low, high, g)
+
+        params, history = training.train(
+            loss,
+            self.optimizer,
+            self._init(init_key, data),
+            (data, (*extra, mc_target)),
+            train_key,
+            steps=self.steps,
+            batch_size=self.batch_size,
+        )
+        history["ensemble_loss"] = ens_history["loss"]
+        return (params, ens_params), history
+
+    def _value_function(self, out, data, num_seeds):
+        (params, ens_params), history = out
+        return AdaptiveValueFunction(
+            apply=self._net.apply,
+            params=params,
+            history=jax.tree_util.tree_map(np.asarray, history),
+            obs_shape=tuple(data.obs.shape[1:]),
+            obs_dtype=data.obs.dtype,
+            num_seeds=num_seeds,
+            ensemble_params=ens_params,
+            interval_width=self.interval_width,
+        )
