@@ -1,8 +1,20 @@
-"""adaptive_td: policy evaluation from batches of trajectories."""
+"""adaptive_td: policy evaluation from batches of trajectories.
+
+    import adaptive_td as atd
+    value_fn = atd.AdaptiveTD(gamma=0.99).fit(trajectories, key=0)
+"""
 
 import os as _os
 
+from adaptive_td import metrics, networks, returns
 from adaptive_td.data import Trajectories
+from adaptive_td.estimators import (
+    TD,
+    AdaptiveTD,
+    AdaptiveValueFunction,
+    MonteCarlo,
+    ValueFunction,
+)
 
 # In a source checkout, envs/ and benchmarks/ sit beside this package and are
 # installed as adaptive_td.envs and adaptive_td.benchmarks. When Python is
@@ -15,4 +27,16 @@ if _os.path.isfile(_os.path.join(_root, "setup.cfg")) and _os.path.isdir(
 ):
     __path__.append(_root)  # noqa: F821
 
-__all__ = ["Trajectories"]
+__version__ = "0.1.0"
+
+__all__ = [
+    "TD",
+    "AdaptiveTD",
+    "AdaptiveValueFunction",
+    "MonteCarlo",
+    "Trajectories",
+    "ValueFunction",
+    "metrics",
+    "networks",
+    "returns",
+]

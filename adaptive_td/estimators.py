@@ -209,7 +209,8 @@ class _Estimator:
         self.steps = _check_positive_int("steps", steps)
         self.batch_size = _check_positive_int("batch_size", batch_size)
         self._net = _transform(self.network)
-        self._fit_seeds = jax.jit(jax.vmap(self._fit_one, in_axes=(0, None)))
+        self._fit_seeds = jax.jit(jax.vmap(self._fit_one, in_axes=(0, None, None)))
+        self._fit_datasets = jax.jit(jax.vmap(self._fit_one, in_axes=(0, 0, 0)))
 
     def __repr__(self):
         fields = ", ".join(f"{k}={v!r}" for k, v in self._config().items())
@@ -221,21 +222,48 @@ class _Estimator:
     def _init(self, key, data: Transitions):
         return self._net.init(key, data.obs[:1])
 
-    def _fit_one(self, key, data: Transitions):
+    def _fit_one(self, key, data: Transitions, count):
         raise NotImplementedError
 
-    def fit(self, trajectories: Trajectories, key=0) -> ValueFunction:
-        """Fit to `trajectories`; `key` is a PRNG key, a batch of keys, or an int."""
+    def fit(self, trajectories, key=0) -> ValueFunction:
+        """Fit to `trajectories`; `key` is a PRNG key, a batch of keys, or an int.
+
+        Args:
+          trajectories: a `Trajectories` batch; or a list of batches, one per
+            key, to fit each seed on its own data set (all vmapped in one
+            program, data sets padded to equal length internally).
+          key: `jax.random.key(seed)`, an int seed, or a batch of keys `[S]`
+            to fit S seeds at once.
+
+        Returns:
+          A `ValueFunction` (an `AdaptiveValueFunction` for `AdaptiveTD`).
+        """
+        keys, batched = _as_keys(key)
+        if isinstance(trajectories, (list, tuple)):
+            if not batched or len(trajectories) != len(keys):
+                raise ValueError(
+                    f"fit: got {len(trajectories)} trajectory batches and key of "
+                    f"shape {tuple(keys.shape) if batched else ()}; a list of "
+                    "batches needs a batch of keys of the same length "
+                    "(jax.random.split(key, len(batches)))."
+                )
+            datasets = [self._transitions(t) for t in trajectories]
+            data, counts = training.stack(datasets)
+            out = self._fit_datasets(keys, data, counts)
+            data = datasets[0]
+        else:
+            data = self._transitions(trajectories)
+            out = self._fit_seeds(keys, data, None)
+        out = jax.tree_util.tree_map(lambda x: x if batched else x[0], out)
+        return self._value_function(out, data, num_seeds=len(keys) if batched else None)
+
+    def _transitions(self, trajectories) -> Transitions:
         if not isinstance(trajectories, Trajectories):
             raise ValueError(
                 f"fit: trajectories is a {type(trajectories).__name__}; expected "
                 "adaptive_td.Trajectories (see Trajectories.from_episodes)."
             )
-        keys, batched = _as_keys(key)
-        data = training.transitions(trajectories, self.gamma)
-        out = self._fit_seeds(keys, data)
-        out = jax.tree_util.tree_map(lambda x: x if batched else x[0], out)
-        return self._value_function(out, data, num_seeds=len(keys) if batched else None)
+        return training.transitions(trajectories, self.gamma)
 
     def _value_function(self, out, data, num_seeds) -> ValueFunction:
         params, history = out
@@ -277,7 +305,7 @@ class MonteCarlo(_Estimator):
         v = self._net.apply(params, batch.obs)
         return 0.5 * jnp.mean((v - target) ** 2), {}
 
-    def _fit_one(self, key, data):
+    def _fit_one(self, key, data, count):
         init_key, train_key = jax.random.split(key)
         return training.train(
             self._loss,
@@ -287,6 +315,7 @@ class MonteCarlo(_Estimator):
             train_key,
             steps=self.steps,
             batch_size=self.batch_size,
+            count=count,
         )
 
 
@@ -309,7 +338,7 @@ class TD(_Estimator):
         v = self._net.apply(params, batch.obs)
         return 0.5 * jnp.mean((v - target) ** 2), {}
 
-    def _fit_one(self, key, data):
+    def _fit_one(self, key, data, count):
         init_key, train_key = jax.random.split(key)
         return training.train(
             self._loss,
@@ -319,6 +348,7 @@ class TD(_Estimator):
             train_key,
             steps=self.steps,
             batch_size=self.batch_size,
+            count=count,
         )
 
 
@@ -387,14 +417,14 @@ class AdaptiveTD(_Estimator):
         loss = 0.5 * jnp.mean((v - target) ** 2)
         return loss, {"mc_fraction": jnp.mean(outside.astype(jnp.float32))}
 
-    def _fit_one(self, key, data):
+    def _fit_one(self, key, data, count):
         ens_key, init_key, train_key = jax.random.split(key, 3)
 
         # 1. The MC ensemble, members vmapped over distinct keys.
         member_keys = jax.random.split(ens_key, self.ensemble_size)
-        ens_params, ens_history = jax.vmap(self._mc._fit_one, in_axes=(0, None))(
-            member_keys, data
-        )
+        ens_params, ens_history = jax.vmap(
+            self._mc._fit_one, in_axes=(0, None, None)
+        )(member_keys, data, count)
 
         # 2. Interval and MC target of every transition, fixed from here on.
         members = jax.vmap(self._net.apply, in_axes=(0, None))(ens_params, data.obs)
@@ -419,6 +449,7 @@ class AdaptiveTD(_Estimator):
             train_key,
             steps=self.steps,
             batch_size=self.batch_size,
+            count=count,
         )
         history["ensemble_loss"] = ens_history["loss"]
         return (params, ens_params), history

@@ -49,8 +49,8 @@ class Transitions(NamedTuple):
 
 
 def _obs_dtype(dtype: np.dtype) -> np.dtype:
-    """Float observations train in float32; integer ones (tabular) stay."""
-    return np.float32 if np.issubdtype(dtype, np.floating) else dtype
+    """Integer observations (state indices) become int32, all others float32."""
+    return np.int32 if np.issubdtype(dtype, np.integer) else np.float32
 
 
 def transitions(traj: Trajectories, gamma: float) -> Transitions:
@@ -100,6 +100,25 @@ def transitions(traj: Trajectories, gamma: float) -> Transitions:
     )
 
 
+def stack(datasets: list[Transitions]) -> tuple[Transitions, jax.Array]:
+    """Stack several datasets on a new leading axis, padded to equal length.
+
+    Returns the stacked transitions and the number of real transitions of
+    each dataset `[D]`. Padding repeats a dataset's first transitions; `train`
+    never samples it because it draws indices below the count.
+    """
+    counts = [int(d.reward.shape[0]) for d in datasets]
+    n = max(counts)
+
+    def pad(x):
+        reps = -(-n // x.shape[0])
+        return jnp.concatenate([x] * reps)[:n]
+
+    padded = [jax.tree_util.tree_map(pad, d) for d in datasets]
+    stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *padded)
+    return stacked, jnp.asarray(counts, jnp.int32)
+
+
 LossFn = Callable[[Any, Transitions], tuple[jax.Array, Any]]
 
 
@@ -112,16 +131,18 @@ def train(
     *,
     steps: int,
     batch_size: int,
+    count: jax.Array | int | None = None,
 ) -> tuple[Any, dict[str, jax.Array]]:
     """Run `steps` updates of `loss_fn` on uniform minibatches, in one scan.
 
     `data` is any pytree of arrays with the transitions on the leading axis
-    (a `Transitions`, possibly with extra per-transition arrays);
+    (a `Transitions`, possibly with extra per-transition arrays); only the
+    first `count` of them are sampled (all when `count` is None);
     `loss_fn(params, batch) -> (loss, aux)` where `aux` is a dict of scalars
     traced per step. Returns the final parameters and a history dict with
     `loss` `[steps]` and each entry of `aux` `[steps]`.
     """
-    n = jax.tree_util.tree_leaves(data)[0].shape[0]
+    n = jax.tree_util.tree_leaves(data)[0].shape[0] if count is None else count
 
     def step(carry, step_key):
         params, opt_state = carry

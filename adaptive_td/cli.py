@@ -1,0 +1,111 @@
+"""The `adaptive-td` command line.
+
+    adaptive-td bench [--suite quick] [--seeds N] [--out DIR]
+    adaptive-td envs
+
+Progress and tables go to the terminal (rich); files go to `--out`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """Policy evaluation with TD, Monte Carlo and Adaptive TD."""
+
+
+@main.command()
+@click.option(
+    "--suite",
+    default="quick",
+    show_default=True,
+    help="A shipped suite name or the path of a suite TOML file.",
+)
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Number of seeds; overrides the suite's.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="bench-out",
+    show_default=True,
+    help="Folder for results.json, table.md, table.csv and figures.",
+)
+def bench(suite, seeds, out):
+    """Run a benchmark suite and report normalised MSE per task and method."""
+    from adaptive_td.benchmarks import report, runner
+    from adaptive_td.benchmarks import suite as suite_lib
+
+    console = Console(stderr=True)
+    try:
+        spec = suite_lib.load(suite)
+    except (ValueError, OSError) as error:
+        raise click.ClickException(str(error)) from None
+
+    cells = len(spec.tasks) * (len(spec.methods) + 1)
+    start = time.perf_counter()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} fits"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        bar = progress.add_task(f"suite {spec.name}", total=cells)
+
+        def on_cell(task, method):
+            if on_cell.started:
+                progress.advance(bar)
+            on_cell.started = True
+            what = "collecting data and ground truth" if method is None else method
+            progress.update(bar, description=f"{task}: {what}")
+
+        on_cell.started = False
+        results = runner.run(spec, seeds=seeds, on_cell=on_cell)
+        progress.update(bar, completed=cells, description=f"suite {spec.name}: done")
+
+    paths = report.write(results, out)
+    _print_table(Console(), report.rows(results), results["config"]["seeds"])
+    console.print(f"finished in {time.perf_counter() - start:.0f} s; files:")
+    for path in paths.values():
+        console.print(f"  {path}")
+
+
+@main.command()
+def envs():
+    """List the registered tasks."""
+    from adaptive_td import envs as envs_lib
+
+    for name, (_, description) in envs_lib.TASKS.items():
+        click.echo(f"{name:12s} {description}")
+
+
+def _print_table(console, rows, num_seeds):
+    table = Table(title=f"normalised MSE (mean and 95% interval over {num_seeds} seeds)")
+    for column in ("task", "method", "nMSE", "95% interval", "÷ best TD/MC", "MC targets"):
+        table.add_column(column, justify="left" if column in ("task", "method") else "right")
+    for r in rows:
+        table.add_row(
+            r["task"],
+            r["method"],
+            f"{r['nmse_mean']:.4f}",
+            f"[{r['nmse_low']:.4f}, {r['nmse_high']:.4f}]",
+            f"{r['ratio_to_best']:.2f}",
+            "" if r["mc_targets"] is None else f"{100 * r['mc_targets']:.1f}%",
+        )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

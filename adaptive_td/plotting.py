@@ -1,0 +1,105 @@
+"""Figures of value functions: along a chain, on a maze, against the truth.
+
+Every function draws on matplotlib axes the caller owns and returns them, so
+figures compose; `save` writes a figure to PNG with the non-interactive Agg
+backend.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def chain_values(ax, positions, true_values, estimates: Mapping[str, np.ndarray]):
+    """True values along a chain beside each method's estimates.
+
+    `estimates[name]` is `[M]` or `[S, M]` (seeds): the mean is drawn as a line
+    and each seed faintly.
+    """
+    order = np.argsort(positions)
+    x = np.asarray(positions)[order]
+    ax.plot(x, np.asarray(true_values)[order], "k-", lw=2.5, label="true $V^\\pi$")
+    for (name, values), color in zip(estimates.items(), _colors()):
+        values = np.atleast_2d(np.asarray(values))[:, order]
+        for row in values:
+            ax.plot(x, row, color=color, lw=0.7, alpha=0.3)
+        ax.plot(x, values.mean(0), color=color, lw=1.8, label=name)
+    ax.set_xlabel("state")
+    ax.set_ylabel("value")
+    ax.legend(frameon=False)
+    return ax
+
+
+def chain_errors(ax, positions, true_values, estimates: Mapping[str, np.ndarray]):
+    """Absolute error along a chain (mean over seeds), on a log scale."""
+    order = np.argsort(positions)
+    x = np.asarray(positions)[order]
+    truth = np.asarray(true_values)[order]
+    for (name, values), color in zip(estimates.items(), _colors()):
+        values = np.atleast_2d(np.asarray(values))[:, order]
+        ax.semilogy(x, np.abs(values - truth).mean(0), color=color, lw=1.8, label=name)
+    ax.set_xlabel("state")
+    ax.set_ylabel("|error|, mean over seeds")
+    ax.legend(frameon=False)
+    return ax
+
+
+def grid(cells, values, shape=None) -> np.ndarray:
+    """Scatter per-cell values into a 2-D array, NaN where no cell is given."""
+    cells = np.asarray(cells, int)
+    if shape is None:
+        shape = tuple(cells.max(0) + 1)
+    out = np.full(shape, np.nan)
+    out[cells[:, 0], cells[:, 1]] = values
+    return out
+
+
+def maze_map(ax, cells, values, *, title="", vmin=None, vmax=None, cmap="viridis"):
+    """A value map of a grid maze; cells without a value (walls) are grey."""
+    image = np.ma.masked_invalid(grid(cells, values))
+    colormap = plt.get_cmap(cmap).copy()
+    colormap.set_bad("0.25")
+    shown = ax.imshow(image, cmap=colormap, vmin=vmin, vmax=vmax)
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    plt.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+    return ax
+
+
+def against_truth(ax, true_values, estimates: Mapping[str, np.ndarray]):
+    """Estimated against true values (all seeds), with the identity line."""
+    truth = np.asarray(true_values)
+    for (name, values), color in zip(estimates.items(), _colors()):
+        values = np.atleast_2d(np.asarray(values))
+        ax.scatter(
+            np.broadcast_to(truth, values.shape), values, s=5, alpha=0.4,
+            color=color, label=name,
+        )
+    low, high = truth.min(), truth.max()
+    ax.plot([low, high], [low, high], "k--", lw=1, label="identity")
+    ax.set_xlabel("true $V^\\pi$")
+    ax.set_ylabel("estimate")
+    ax.legend(frameon=False, markerscale=3)
+    return ax
+
+
+def save(fig, path: str | os.PathLike) -> None:
+    """Write `fig` to PNG atomically and close it."""
+    path = os.fspath(path)
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    os.replace(tmp, path)
+    plt.close(fig)
+
+
+def _colors():
+    return plt.rcParams["axes.prop_cycle"].by_key()["color"]
