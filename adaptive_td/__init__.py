@@ -1,7 +1,7 @@
 """adaptive_td: policy evaluation from batches of trajectories.
 
-    import adaptive_td as atd
-    value_fn = atd.AdaptiveTD(gamma=0.99).fit(trajectories, key=0)
+import adaptive_td as atd
+value_fn = atd.AdaptiveTD(gamma=0.99).fit(trajectories, key=0)
 """
 
 import os as _os

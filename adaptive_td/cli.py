@@ -92,9 +92,20 @@ def envs():
 
 
 def _print_table(console, rows, num_seeds):
-    table = Table(title=f"normalised MSE (mean and 95% interval over {num_seeds} seeds)")
-    for column in ("task", "method", "nMSE", "95% interval", "÷ best TD/MC", "MC targets"):
-        table.add_column(column, justify="left" if column in ("task", "method") else "right")
+    table = Table(
+        title=f"normalised MSE (mean and 95% interval over {num_seeds} seeds)"
+    )
+    for column in (
+        "task",
+        "method",
+        "nMSE",
+        "95% interval",
+        "÷ best TD/MC",
+        "MC targets",
+    ):
+        table.add_column(
+            column, justify="left" if column in ("task", "method") else "right"
+        )
     for r in rows:
         table.add_row(
             r["task"],

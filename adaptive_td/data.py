@@ -139,7 +139,9 @@ class Trajectories:
             obs_list.append(obs)
             rew_list.append(rew)
             ends.append((bool(ep.get("terminated", False)), bool(ep.get("truncated"))))
-            act_list.append(None if ep.get("actions") is None else np.asarray(ep["actions"]))
+            act_list.append(
+                None if ep.get("actions") is None else np.asarray(ep["actions"])
+            )
 
         has_actions = [a is not None for a in act_list]
         if any(has_actions) and not all(has_actions):
@@ -266,9 +268,7 @@ class Trajectories:
                     f"Trajectories: actions has shape {actions.shape}; expected "
                     f"[B, T, ...] = ({B}, {T}, ...)."
                 )
-        if not (
-            np.issubdtype(rewards.dtype, np.number) or rewards.dtype == np.bool_
-        ):
+        if not (np.issubdtype(rewards.dtype, np.number) or rewards.dtype == np.bool_):
             raise ValueError(
                 f"Trajectories: rewards has dtype {rewards.dtype}; expected numbers."
             )

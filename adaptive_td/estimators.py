@@ -98,7 +98,9 @@ class ValueFunction:
     def _select(self, i):
         pick = partial(jax.tree_util.tree_map, lambda x: x[i])
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        fields = {k: pick(v) if k in self._seeded_fields() else v for k, v in fields.items()}
+        fields = {
+            k: pick(v) if k in self._seeded_fields() else v for k, v in fields.items()
+        }
         fields["num_seeds"] = None
         return type(self)(**fields)
 
@@ -279,7 +281,9 @@ class _Estimator:
 
 def _mc_targets(apply, params, batch: Transitions) -> jax.Array:
     boot = jax.lax.stop_gradient(apply(params, batch.mc_boot_obs))
-    return batch.mc_return + jnp.where(batch.mc_discount > 0, batch.mc_discount * boot, 0.0)
+    return batch.mc_return + jnp.where(
+        batch.mc_discount > 0, batch.mc_discount * boot, 0.0
+    )
 
 
 def _td_targets(apply, params, batch: Transitions, gamma) -> jax.Array:
@@ -394,12 +398,18 @@ class AdaptiveTD(_Estimator):
                 "ensemble members."
             )
         if not isinstance(interval_width, (int, float)) or not interval_width > 0:
-            raise ValueError(f"interval_width={interval_width!r}; expected a number > 0.")
+            raise ValueError(
+                f"interval_width={interval_width!r}; expected a number > 0."
+            )
         self.interval_width = float(interval_width)
         self._mc = None
         super().__init__(network, optimizer, gamma, steps, batch_size)
         self._mc = MonteCarlo(
-            self.network, self.optimizer, gamma=gamma, steps=steps, batch_size=batch_size
+            self.network,
+            self.optimizer,
+            gamma=gamma,
+            steps=steps,
+            batch_size=batch_size,
         )
 
     def _config(self):
@@ -413,7 +423,9 @@ class AdaptiveTD(_Estimator):
         apply = self._net.apply
         v = apply(params, batch.obs)
         outside = (jax.lax.stop_gradient(v) < low) | (jax.lax.stop_gradient(v) > high)
-        target = jnp.where(outside, mc_target, _td_targets(apply, params, batch, self.gamma))
+        target = jnp.where(
+            outside, mc_target, _td_targets(apply, params, batch, self.gamma)
+        )
         loss = 0.5 * jnp.mean((v - target) ** 2)
         return loss, {"mc_fraction": jnp.mean(outside.astype(jnp.float32))}
 
@@ -422,14 +434,16 @@ class AdaptiveTD(_Estimator):
 
         # 1. The MC ensemble, members vmapped over distinct keys.
         member_keys = jax.random.split(ens_key, self.ensemble_size)
-        ens_params, ens_history = jax.vmap(
-            self._mc._fit_one, in_axes=(0, None, None)
-        )(member_keys, data, count)
+        ens_params, ens_history = jax.vmap(self._mc._fit_one, in_axes=(0, None, None))(
+            member_keys, data, count
+        )
 
         # 2. Interval and MC target of every transition, fixed from here on.
         members = jax.vmap(self._net.apply, in_axes=(0, None))(ens_params, data.obs)
         mu, sigma = members.mean(0), members.std(0, ddof=1)
-        boot = jax.vmap(self._net.apply, in_axes=(0, None))(ens_params, data.mc_boot_obs)
+        boot = jax.vmap(self._net.apply, in_axes=(0, None))(
+            ens_params, data.mc_boot_obs
+        )
         mc_target = data.mc_return + jnp.where(
             data.mc_discount > 0, data.mc_discount * boot.mean(0), 0.0
         )

@@ -81,8 +81,12 @@ def against_truth(ax, true_values, estimates: Mapping[str, np.ndarray]):
     for (name, values), color in zip(estimates.items(), _colors()):
         values = np.atleast_2d(np.asarray(values))
         ax.scatter(
-            np.broadcast_to(truth, values.shape), values, s=5, alpha=0.4,
-            color=color, label=name,
+            np.broadcast_to(truth, values.shape),
+            values,
+            s=5,
+            alpha=0.4,
+            color=color,
+            label=name,
         )
     low, high = truth.min(), truth.max()
     ax.plot([low, high], [low, high], "k--", lw=1, label="identity")

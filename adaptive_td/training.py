@@ -24,6 +24,7 @@ device, inside one `lax.scan`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -53,11 +54,30 @@ def _obs_dtype(dtype: np.dtype) -> np.dtype:
     return np.int32 if np.issubdtype(dtype, np.integer) else np.float32
 
 
+@functools.partial(jax.jit, static_argnames="gamma")
+def _segment_returns(rewards, terminated, truncated, *, gamma):
+    """Discounted reward sum and discount to each step's segment end.
+
+    Jitted: run eagerly, the kernels' `lax.scan` would compile again on every
+    call, so a second fit on data of the same shapes would recompile.
+    """
+    zeros, ones = jnp.zeros_like(rewards), jnp.ones_like(rewards)
+    mc_return = returns.discounted_returns(
+        rewards, zeros, terminated, truncated, gamma=gamma
+    )
+    mc_discount = returns.discounted_returns(
+        zeros, ones, terminated, truncated, gamma=gamma
+    )
+    return mc_return, mc_discount
+
+
 def transitions(traj: Trajectories, gamma: float) -> Transitions:
     """Flatten the valid steps of `traj` and precompute the return parts."""
     traj.validate()
     if traj.num_steps == 0:
-        raise ValueError("fit: the trajectories hold no valid step (mask is all False).")
+        raise ValueError(
+            "fit: the trajectories hold no valid step (mask is all False)."
+        )
     obs = np.asarray(traj.observations)
     mask = np.asarray(traj.mask)
     terminated = np.asarray(traj.terminated)
@@ -65,11 +85,8 @@ def transitions(traj: Trajectories, gamma: float) -> Transitions:
     B, T = mask.shape
 
     rewards = np.where(mask, np.asarray(traj.rewards, np.float64), 0.0)
-    mc_return = returns.discounted_returns(
-        rewards, np.zeros((B, T)), terminated, cut & ~terminated, gamma=gamma
-    )
-    mc_discount = returns.discounted_returns(
-        np.zeros((B, T)), np.ones((B, T)), terminated, cut & ~terminated, gamma=gamma
+    mc_return, mc_discount = _segment_returns(
+        rewards, terminated, cut & ~terminated, gamma=gamma
     )
 
     # Index of the last step of the segment each step belongs to: the first
@@ -79,7 +96,9 @@ def transitions(traj: Trajectories, gamma: float) -> Transitions:
     rows, cols = np.nonzero(mask)
     next_obs = obs[rows, cols + 1]
     term = terminated[rows, cols]
-    next_obs = np.where(term.reshape(-1, *[1] * (obs.ndim - 2)), obs[rows, cols], next_obs)
+    next_obs = np.where(
+        term.reshape(-1, *[1] * (obs.ndim - 2)), obs[rows, cols], next_obs
+    )
     boot_obs = obs[rows, end[rows, cols] + 1]
     seg_term = terminated[rows, end[rows, cols]]
     boot_obs = np.where(

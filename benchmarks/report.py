@@ -45,7 +45,9 @@ def rows(results: dict) -> list[dict]:
     for task, entry in results["tasks"].items():
         cells = entry["methods"]
         means = {name: float(np.mean(c["nmse"])) for name, c in cells.items()}
-        best = min(means[name] for name, c in cells.items() if c["kind"] in ("td", "mc"))
+        best = min(
+            means[name] for name, c in cells.items() if c["kind"] in ("td", "mc")
+        )
         for name, cell in cells.items():
             mean, low, high = metrics.mean_interval(cell["nmse"])
             table.append(
@@ -88,7 +90,7 @@ def markdown(table: list[dict], num_seeds: int) -> str:
         "MC targets",
         "fit seconds",
     ]
-    return tabulate(body, headers, tablefmt="github", disablenumparse=True) + "\n"
+    return tabulate(body, headers, tablefmt="github", disable_numparse=True) + "\n"
 
 
 def write(results: dict, out_dir: str | os.PathLike) -> dict[str, str]:
@@ -116,7 +118,9 @@ def write(results: dict, out_dir: str | os.PathLike) -> dict[str, str]:
 def figure(task: str, entry: dict):
     """The figure of one task, chosen by the shape of its labels."""
     truth = np.asarray(entry["true_values"])
-    estimates = {name: np.asarray(c["estimates"]) for name, c in entry["methods"].items()}
+    estimates = {
+        name: np.asarray(c["estimates"]) for name, c in entry["methods"].items()
+    }
     labels = None if entry["labels"] is None else np.asarray(entry["labels"])
     if labels is not None and labels.ndim == 1:
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
@@ -129,7 +133,9 @@ def figure(task: str, entry: dict):
         fig, axes = plt.subplots(2, (n + 1) // 2, figsize=(4 * ((n + 1) // 2), 6))
         axes = axes.ravel()
         lo, hi = truth.min(), truth.max()
-        plotting.maze_map(axes[0], labels, truth, title="true $V^\\pi$", vmin=lo, vmax=hi)
+        plotting.maze_map(
+            axes[0], labels, truth, title="true $V^\\pi$", vmin=lo, vmax=hi
+        )
         for i, (name, values) in enumerate(estimates.items()):
             mean = values.mean(0)
             plotting.maze_map(axes[1 + i], labels, mean, title=name, vmin=lo, vmax=hi)

@@ -32,7 +32,7 @@ def environment() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {platform.system()}, "
         f"{_cpu_count()} CPU cores, JAX backend {jax.default_backend()}",
         "python": platform.python_version(),
@@ -43,7 +43,11 @@ def environment() -> dict[str, str]:
 def _cpu_count() -> int:
     import os
 
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (
+        len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count()
+    )
 
 
 def run(
@@ -121,7 +125,9 @@ def _fit_and_score(suite, method, task, datasets, evaluation, num_seeds) -> dict
         # Fraction of MC targets over the last tenth of training, per seed,
         # and per evaluation state at the final parameters.
         tail = max(1, estimator.steps // 10)
-        cell["mc_fraction"] = value_fn.history["mc_fraction"][:, -tail:].mean(1).tolist()
+        cell["mc_fraction"] = (
+            value_fn.history["mc_fraction"][:, -tail:].mean(1).tolist()
+        )
         cell["uses_mc_target"] = np.asarray(
             value_fn.uses_mc_target(evaluation.observations)
         ).tolist()
