@@ -56,7 +56,8 @@ def grid(cells, values, shape=None) -> np.ndarray:
     """Scatter per-cell values into a 2-D array, NaN where no cell is given."""
     cells = np.asarray(cells, int)
     if shape is None:
-        shape = tuple(cells.max(0) + 1)
+        # As wide a margin after the last cell as before the first.
+        shape = tuple(cells.max(0) + cells.min(0) + 1)
     out = np.full(shape, np.nan)
     out[cells[:, 0], cells[:, 1]] = values
     return out

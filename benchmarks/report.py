@@ -136,14 +136,18 @@ def figure(task: str, entry: dict):
         plotting.maze_map(
             axes[0], labels, truth, title="true $V^\\pi$", vmin=lo, vmax=hi
         )
+        errors = {name: np.abs(v.mean(0) - truth) for name, v in estimates.items()}
+        worst = max(e.max() for e in errors.values())
         for i, (name, values) in enumerate(estimates.items()):
             mean = values.mean(0)
             plotting.maze_map(axes[1 + i], labels, mean, title=name, vmin=lo, vmax=hi)
             plotting.maze_map(
                 axes[1 + len(estimates) + i],
                 labels,
-                np.abs(mean - truth),
+                errors[name],
                 title=f"|error| {name}",
+                vmin=0.0,
+                vmax=worst,
                 cmap="magma",
             )
         for ax in axes[n:]:
