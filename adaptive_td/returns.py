@@ -215,25 +215,30 @@ def discounted_returns(r_t, v_t, terminated_t, truncated_t, *, gamma):
     return _lambda_scan(r, boot, cut, g, lam).astype(out_dtype)
 
 
+def _lambda_step(g_next, x):
+    """One backward step of the lambda-return recursion."""
+    r, boot, cut, g, lam = x
+    # Select before any arithmetic: whatever lies past a cut (NaN padding
+    # included) stays out of both the value and its gradients.
+    g_next = jnp.where(cut, boot, g_next)
+    mixed = jnp.where(
+        lam == 1,
+        g_next,
+        jnp.where(lam == 0, boot, (1 - lam) * boot + lam * g_next),
+    )
+    g_t = r + g * jnp.where(cut, boot, mixed)
+    return g_t, g_t
+
+
+@jax.jit
 def _lambda_scan(r, boot, cut, g, lam):
-    """Run the lambda-return recursion backwards over the last axis."""
+    """Run the lambda-return recursion backwards over the last axis.
 
-    def step(g_next, x):
-        r, boot, cut, g, lam = x
-        # Select before any arithmetic: whatever lies past a cut (NaN padding
-        # included) stays out of both the value and its gradients.
-        g_next = jnp.where(cut, boot, g_next)
-        mixed = jnp.where(
-            lam == 1,
-            g_next,
-            jnp.where(lam == 0, boot, (1 - lam) * boot + lam * g_next),
-        )
-        g_t = r + g * jnp.where(cut, boot, mixed)
-        return g_t, g_t
-
+    Jitted so that eager calls compile once per shape and dtype.
+    """
     xs = tuple(jnp.moveaxis(x, -1, 0) for x in (r, boot, cut, g, lam))
     init = jnp.zeros(r.shape[:-1], r.dtype)
-    _, returns = jax.lax.scan(step, init, xs, reverse=True)
+    _, returns = jax.lax.scan(_lambda_step, init, xs, reverse=True)
     return jnp.moveaxis(returns, 0, -1)
 
 
