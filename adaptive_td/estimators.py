@@ -167,7 +167,11 @@ def _transform(network) -> hk.Transformed:
 
 
 def _check_unit(name: str, value: float) -> float:
-    if not isinstance(value, (int, float, np.floating)) or not 0.0 <= value <= 1.0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not 0.0 <= value <= 1.0
+    ):
         raise ValueError(f"{name}={value!r}; expected a number in [0, 1].")
     return float(value)
 
@@ -397,9 +401,13 @@ class AdaptiveTD(_Estimator):
                 f"ensemble_size={ensemble_size}; an interval needs at least 2 "
                 "ensemble members."
             )
-        if not isinstance(interval_width, (int, float)) or not interval_width > 0:
+        if (
+            isinstance(interval_width, bool)
+            or not isinstance(interval_width, (int, float, np.integer, np.floating))
+            or not 0 < interval_width < np.inf
+        ):
             raise ValueError(
-                f"interval_width={interval_width!r}; expected a number > 0."
+                f"interval_width={interval_width!r}; expected a finite number > 0."
             )
         self.interval_width = float(interval_width)
         self._mc = None

@@ -52,6 +52,27 @@ def chain_errors(ax, positions, true_values, estimates: Mapping[str, np.ndarray]
     return ax
 
 
+def chain_mc_usage(ax, positions, uses_mc: Mapping[str, np.ndarray], colors=None):
+    """Where Adaptive TD trains on MC targets: the fraction of seeds per state.
+
+    `uses_mc[name]` is `[S, M]` bool (or `[M]`); `colors[name]` optionally
+    matches the bars to the lines of the other panels.
+    """
+    order = np.argsort(positions)
+    x = np.asarray(positions)[order]
+    width = 0.8 / max(1, len(uses_mc))
+    for i, (name, used) in enumerate(uses_mc.items()):
+        used = np.atleast_2d(np.asarray(used, float))[:, order]
+        offset = (i - (len(uses_mc) - 1) / 2) * width
+        color = None if colors is None else colors[name]
+        ax.bar(x + offset, used.mean(0), width, label=name, color=color)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("state")
+    ax.set_ylabel("MC target used\n(fraction of seeds)")
+    ax.legend(frameon=False)
+    return ax
+
+
 def grid(cells, values, shape=None) -> np.ndarray:
     """Scatter per-cell values into a 2-D array, NaN where no cell is given."""
     cells = np.asarray(cells, int)
@@ -108,3 +129,8 @@ def save(fig, path: str | os.PathLike) -> None:
 
 def _colors():
     return plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def colors_of(names) -> dict[str, str]:
+    """The colour each of `names` gets in the line and scatter plots here."""
+    return dict(zip(names, _colors()))

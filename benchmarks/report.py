@@ -122,11 +122,22 @@ def figure(task: str, entry: dict):
         name: np.asarray(c["estimates"]) for name, c in entry["methods"].items()
     }
     labels = None if entry["labels"] is None else np.asarray(entry["labels"])
+    uses_mc = {
+        name: np.asarray(c["uses_mc_target"])
+        for name, c in entry["methods"].items()
+        if "uses_mc_target" in c
+    }
     if labels is not None and labels.ndim == 1:
-        fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
-        plotting.chain_values(top, labels, truth, estimates)
-        plotting.chain_errors(bottom, labels, truth, estimates)
-        top.set_title(f"{task}: {entry['description']}", fontsize=9)
+        panels = 3 if uses_mc else 2
+        fig, axes = plt.subplots(panels, 1, figsize=(8, 3.3 * panels), sharex=True)
+        plotting.chain_values(axes[0], labels, truth, estimates)
+        plotting.chain_errors(axes[1], labels, truth, estimates)
+        if uses_mc:
+            colors = plotting.colors_of(estimates)
+            plotting.chain_mc_usage(axes[2], labels, uses_mc, colors)
+        for ax in axes:
+            ax.xaxis.set_tick_params(labelbottom=True)
+        axes[0].set_title(f"{task}: {entry['description']}", fontsize=9)
         return fig
     if labels is not None and labels.ndim == 2 and labels.shape[1] == 2:
         n = 1 + 2 * len(estimates)

@@ -455,8 +455,11 @@ def test_adaptive_tiny_interval_is_mc():
     [
         (dict(ensemble_size=1), r"ensemble_size=1; an interval needs at least 2"),
         (dict(ensemble_size=0), r"ensemble_size=0; expected an integer >= 1"),
-        (dict(interval_width=0.0), r"interval_width=0.0; expected a number > 0"),
-        (dict(interval_width=-1), r"interval_width=-1; expected a number > 0"),
+        (dict(interval_width=0.0), r"interval_width=0.0; expected a finite number > 0"),
+        (dict(interval_width=-1), r"interval_width=-1; expected a finite number > 0"),
+        (dict(interval_width=float("inf")), r"interval_width=inf; expected a finite"),
+        (dict(interval_width=True), r"interval_width=True; expected a finite"),
+        (dict(gamma=True), r"gamma=True; expected a number in \[0, 1\]"),
     ],
 )
 def test_adaptive_constructor_validation(kwargs, match):
