@@ -403,12 +403,14 @@ def test_adaptive_history_interval_and_target_choice():
     low, high = value_fn.interval(obs)
     assert low.shape == high.shape == (2, 3)
     assert (low < high).all()  # The members differ, so sigma > 0.
-    # I(s) = mu +- 2 sigma over the 3 members, sigma with ddof = 1.
+    # I(s) = mu +- k sigma over the 3 members, sigma with ddof = 1, and the
+    # documented default k = 1.
+    assert value_fn.interval_width == 1.0
     members = np.asarray(value_fn.ensemble_values(obs), np.float64)
     assert members.shape == (3, 2, 3)
     mu, sigma = members.mean(0), members.std(0, ddof=1)
-    np.testing.assert_allclose(low, mu - 2 * sigma, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(high, mu + 2 * sigma, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(low, mu - sigma, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(high, mu + sigma, rtol=1e-5, atol=1e-6)
 
     uses_mc = value_fn.uses_mc_target(obs)
     assert uses_mc.dtype == jnp.bool_ and uses_mc.shape == (2, 3)
