@@ -92,29 +92,14 @@ def envs():
 
 
 def _print_table(console, rows, num_seeds):
-    table = Table(
-        title=f"normalised MSE (mean and 95% interval over {num_seeds} seeds)"
-    )
-    for column in (
-        "task",
-        "method",
-        "nMSE",
-        "95% interval",
-        "÷ best TD/MC",
-        "MC targets",
-    ):
-        table.add_column(
-            column, justify="left" if column in ("task", "method") else "right"
-        )
-    for r in rows:
-        table.add_row(
-            r["task"],
-            r["method"],
-            f"{r['nmse_mean']:.4f}",
-            f"[{r['nmse_low']:.4f}, {r['nmse_high']:.4f}]",
-            f"{r['ratio_to_best']:.2f}",
-            "" if r["mc_targets"] is None else f"{100 * r['mc_targets']:.1f}%",
-        )
+    from adaptive_td.benchmarks import report
+
+    headers, body = report.formatted(rows, num_seeds)
+    table = Table(title="normalised MSE against ground truth")
+    for i, column in enumerate(headers):
+        table.add_column(column, justify="left" if i < 2 else "right")
+    for row in body:
+        table.add_row(*row)
     console.print(table)
 
 

@@ -67,8 +67,17 @@ def rows(results: dict) -> list[dict]:
     return table
 
 
-def markdown(table: list[dict], num_seeds: int) -> str:
-    """The table as Markdown, numbers rounded for reading."""
+def formatted(table: list[dict], num_seeds: int) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of the table as strings, numbers rounded for reading."""
+    headers = [
+        "task",
+        "method",
+        "nMSE",
+        f"95% interval ({num_seeds} seeds)",
+        "÷ best of TD, MC",
+        "MC targets",
+        "fit seconds",
+    ]
     body = [
         [
             r["task"],
@@ -81,15 +90,12 @@ def markdown(table: list[dict], num_seeds: int) -> str:
         ]
         for r in table
     ]
-    headers = [
-        "task",
-        "method",
-        "nMSE",
-        f"95% interval ({num_seeds} seeds)",
-        "÷ best of TD, MC",
-        "MC targets",
-        "fit seconds",
-    ]
+    return headers, body
+
+
+def markdown(table: list[dict], num_seeds: int) -> str:
+    """The table as GitHub Markdown."""
+    headers, body = formatted(table, num_seeds)
     return tabulate(body, headers, tablefmt="github", disable_numparse=True) + "\n"
 
 
