@@ -84,9 +84,17 @@ def grid(cells, values, shape=None) -> np.ndarray:
     return out
 
 
-def maze_map(ax, cells, values, *, title="", vmin=None, vmax=None, cmap="viridis"):
-    """A value map of a grid maze; cells without a value (walls) are grey."""
+def maze_map(
+    ax, cells, values, *, title="", vmin=None, vmax=None, cmap="viridis", goal=None
+):
+    """A value map of a grid maze; cells without a value (walls) are grey.
+
+    `goal`, a `(row, col)` cell, is marked with a "G" (it has no value of its
+    own: it is terminal).
+    """
     image = np.ma.masked_invalid(grid(cells, values))
+    if goal is not None:
+        ax.text(goal[1], goal[0], "G", ha="center", va="center", color="white")
     colormap = plt.get_cmap(cmap).copy()
     colormap.set_bad("0.25")
     shown = ax.imshow(image, cmap=colormap, vmin=vmin, vmax=vmax)

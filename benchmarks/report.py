@@ -150,19 +150,23 @@ def figure(task: str, entry: dict):
         fig, axes = plt.subplots(2, (n + 1) // 2, figsize=(4 * ((n + 1) // 2), 6))
         axes = axes.ravel()
         lo, hi = truth.min(), truth.max()
+        goal = entry.get("goal")
         plotting.maze_map(
-            axes[0], labels, truth, title="true $V^\\pi$", vmin=lo, vmax=hi
+            axes[0], labels, truth, title="true $V^\\pi$", vmin=lo, vmax=hi, goal=goal
         )
         errors = {name: np.abs(v.mean(0) - truth) for name, v in estimates.items()}
         worst = max(e.max() for e in errors.values())
         for i, (name, values) in enumerate(estimates.items()):
             mean = values.mean(0)
-            plotting.maze_map(axes[1 + i], labels, mean, title=name, vmin=lo, vmax=hi)
+            plotting.maze_map(
+                axes[1 + i], labels, mean, title=name, vmin=lo, vmax=hi, goal=goal
+            )
             plotting.maze_map(
                 axes[1 + len(estimates) + i],
                 labels,
                 errors[name],
                 title=f"|error| {name}",
+                goal=goal,
                 vmin=0.0,
                 vmax=worst,
                 cmap="magma",

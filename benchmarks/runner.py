@@ -93,6 +93,8 @@ def run(
             if evaluation.stderr is None
             else evaluation.stderr.tolist(),
             "labels": None if evaluation.labels is None else evaluation.labels.tolist(),
+            # The maze's goal cell, to mark on its maps.
+            "goal": list(getattr(task, "goal", [])) or None,
             "methods": {},
         }
         for method in suite.methods:
