@@ -85,6 +85,12 @@ class Trajectories:
           ValueError: naming the episode and field when an episode is
             malformed.
         """
+        if isinstance(episodes, Mapping):
+            raise ValueError(
+                "from_episodes: got a single mapping; expected a sequence of "
+                "episodes (a list of mappings), e.g. from_episodes([episode])."
+            )
+        episodes = list(episodes)
         if len(episodes) == 0:
             raise ValueError("from_episodes: got no episodes; expected at least one.")
         obs_list, rew_list, act_list = [], [], []
@@ -110,8 +116,8 @@ class Trajectories:
             for k in ("observations", "rewards"):
                 if k not in ep:
                     raise ValueError(f"from_episodes: episode {i} has no '{k}'.")
-            obs = np.asarray(ep["observations"])
-            rew = np.asarray(ep["rewards"])
+            obs = _episode_array(i, "observations", ep["observations"])
+            rew = _episode_array(i, "rewards", ep["rewards"])
             if rew.ndim != 1:
                 raise ValueError(
                     f"from_episodes: episode {i} rewards has shape {rew.shape}; "
@@ -140,7 +146,9 @@ class Trajectories:
             rew_list.append(rew)
             ends.append((bool(ep.get("terminated", False)), bool(ep.get("truncated"))))
             act_list.append(
-                None if ep.get("actions") is None else np.asarray(ep["actions"])
+                None
+                if ep.get("actions") is None
+                else _episode_array(i, "actions", ep["actions"])
             )
 
         has_actions = [a is not None for a in act_list]
@@ -162,6 +170,16 @@ class Trajectories:
         B, T = len(episodes), max(lengths)
         obs_dtype = np.result_type(*[o.dtype for o in obs_list])
         rew_dtype = np.result_type(*[r.dtype for r in rew_list])
+        for name, dtype in (("observations", obs_dtype), ("rewards", rew_dtype)):
+            if np.issubdtype(dtype, np.floating):
+                continue
+            with np.errstate(invalid="ignore"):
+                stored = np.asarray(pad_value).astype(dtype).item()
+            if stored != pad_value:
+                raise ValueError(
+                    f"from_episodes: pad_value={pad_value!r} cannot be stored in "
+                    f"{name} of dtype {dtype}; pick a value of that dtype."
+                )
         observations = np.full((B, T + 1, *obs_shape), pad_value, dtype=obs_dtype)
         rewards = np.full((B, T), pad_value, dtype=rew_dtype)
         terminated = np.zeros((B, T), bool)
@@ -170,6 +188,12 @@ class Trajectories:
         actions = None
         if all(has_actions):
             act_shape = act_list[0].shape[1:]
+            for i, act in enumerate(act_list):
+                if act.shape[1:] != act_shape:
+                    raise ValueError(
+                        f"from_episodes: episode {i} actions have shape "
+                        f"{act.shape[1:]} per step; episode 0 has {act_shape}."
+                    )
             actions = np.zeros((B, T, *act_shape), np.result_type(*act_list))
         for i, (obs, rew, (term, trunc)) in enumerate(zip(obs_list, rew_list, ends)):
             n = rew.shape[0]
@@ -268,13 +292,19 @@ class Trajectories:
                     f"Trajectories: actions has shape {actions.shape}; expected "
                     f"[B, T, ...] = ({B}, {T}, ...)."
                 )
-        if not (np.issubdtype(rewards.dtype, np.number) or rewards.dtype == np.bool_):
-            raise ValueError(
-                f"Trajectories: rewards has dtype {rewards.dtype}; expected numbers."
+        for name, value in (("rewards", rewards), ("observations", obs)):
+            real = np.issubdtype(value.dtype, np.integer) or np.issubdtype(
+                value.dtype, np.floating
             )
-        if not np.issubdtype(obs.dtype, np.number) and obs.dtype != np.bool_:
+            if not (real or value.dtype == np.bool_):
+                raise ValueError(
+                    f"Trajectories: {name} has dtype {value.dtype}; expected real "
+                    "numbers (bool, integer or floating)."
+                )
+        if obs.ndim > 2 and 0 in obs.shape[2:]:
             raise ValueError(
-                f"Trajectories: observations has dtype {obs.dtype}; expected numbers."
+                f"Trajectories: observations has shape {obs.shape}; each "
+                "observation must hold at least one number."
             )
 
         mask = np.asarray(self.mask)
@@ -295,7 +325,7 @@ class Trajectories:
                 "rewards must be finite where mask is True."
             )
         if np.issubdtype(obs.dtype, np.floating):
-            finite = np.isfinite(obs.reshape(B, T + 1, -1)).all(-1)
+            finite = np.isfinite(obs).all(axis=tuple(range(2, obs.ndim)))
             # s_t of every valid step, and s_{t+1} unless s_{t+1} is terminal.
             needed = np.zeros((B, T + 1), bool)
             needed[:, :-1] |= mask
@@ -341,15 +371,50 @@ class Trajectories:
     @classmethod
     def load(cls, path: str | os.PathLike) -> Trajectories:
         """Load a batch written by `save`, and validate it."""
-        with np.load(path, allow_pickle=False) as data:
+        where = f"Trajectories.load: {os.fspath(path)}"
+        try:
+            data = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as error:
+            raise ValueError(
+                f"{where} is not an .npz file written by Trajectories.save ({error})."
+            ) from None
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError(f"{where} holds a single array; expected an .npz archive.")
+        with data:
             missing = [f for f in _FIELDS[:-1] if f not in data.files]
             if missing:
                 raise ValueError(
-                    f"Trajectories.load: {os.fspath(path)} lacks fields {missing}; "
-                    f"expected {list(_FIELDS[:-1])} (and optionally actions)."
+                    f"{where} lacks fields {missing}; expected "
+                    f"{list(_FIELDS[:-1])} (and optionally actions)."
                 )
-            fields = {f: data[f] for f in _FIELDS if f in data.files}
+            unknown = sorted(set(data.files) - set(_FIELDS) - {"format_version"})
+            if unknown:
+                raise ValueError(
+                    f"{where} has unknown fields {unknown}; loading would drop them."
+                )
+            version = 1
+            if "format_version" in data.files:
+                version = int(data["format_version"])
+            if version > _FORMAT_VERSION:
+                raise ValueError(
+                    f"{where} has format_version {version}; this version of "
+                    f"adaptive_td reads up to {_FORMAT_VERSION}. Upgrade adaptive_td."
+                )
+            try:
+                fields = {f: data[f] for f in _FIELDS if f in data.files}
+            except ValueError as error:
+                raise ValueError(f"{where}: {error}") from None
         return cls(**fields).validate()
+
+
+def _episode_array(i: int, name: str, value) -> np.ndarray:
+    """`np.asarray` of an episode field, naming the episode if it is ragged."""
+    try:
+        return np.asarray(value)
+    except ValueError as error:
+        raise ValueError(
+            f"from_episodes: episode {i} {name} is not a rectangular array ({error})."
+        ) from None
 
 
 def segment_cuts(traj: Trajectories) -> np.ndarray:

@@ -44,6 +44,14 @@ from adaptive_td.training import Transitions
 def _flat_apply(apply, params, observations, obs_shape, obs_dtype):
     """Apply a network to observations with any leading batch shape."""
     obs = jnp.asarray(observations)
+    if jnp.issubdtype(obs_dtype, jnp.integer) and not (
+        jnp.issubdtype(obs.dtype, jnp.integer) or obs.dtype == jnp.bool_
+    ):
+        raise ValueError(
+            f"value function: observations have dtype {obs.dtype}, but it was "
+            "trained on integer observations (state indices); pass integers, "
+            "or train on float observations to query between states."
+        )
     if obs.dtype != obs_dtype:
         obs = obs.astype(obs_dtype)
     nd = len(obs_shape)
@@ -53,6 +61,8 @@ def _flat_apply(apply, params, observations, obs_shape, obs_dtype):
             f"[..., *{tuple(obs_shape)}] like the training observations."
         )
     lead = obs.shape[: obs.ndim - nd]
+    if obs.size == 0:
+        return jnp.zeros(lead, jnp.float32)
     values = apply(params, obs.reshape((-1, *obs_shape)))
     return values.reshape(lead)
 
@@ -93,6 +103,11 @@ class ValueFunction:
         """The value function of seed i of a multi-seed fit."""
         if self.num_seeds is None:
             raise ValueError("seed: this value function was fitted with one key.")
+        if not -self.num_seeds <= i < self.num_seeds:
+            raise ValueError(
+                f"seed: i={i}; this value function holds {self.num_seeds} seeds "
+                f"(0 to {self.num_seeds - 1})."
+            )
         return self._select(i)
 
     def _select(self, i):
@@ -168,9 +183,10 @@ def _transform(network) -> hk.Transformed:
 
 def _check_unit(name: str, value: float) -> float:
     if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.integer, np.floating))
-        or not 0.0 <= value <= 1.0
+        isinstance(value, (bool, np.bool_))
+        or np.ndim(value) != 0
+        or not np.issubdtype(np.asarray(value).dtype, np.number)
+        or not 0.0 <= float(value) <= 1.0
     ):
         raise ValueError(f"{name}={value!r}; expected a number in [0, 1].")
     return float(value)
@@ -184,9 +200,19 @@ def _check_positive_int(name: str, value: int) -> int:
 
 def _as_keys(key) -> tuple[jax.Array, bool]:
     """A batch of typed keys, and whether the caller passed a batch."""
-    if isinstance(key, (int, np.integer)):
+    expected = "expected jax.random.key(seed), a batch of such keys, or an int seed"
+    if isinstance(key, (bool, np.bool_)) or key is None or isinstance(key, str):
+        raise ValueError(f"key={key!r}; {expected}.")
+    if isinstance(key, (int, np.integer)) or (
+        isinstance(key, np.ndarray) and key.ndim == 0 and key.dtype.kind in "iu"
+    ):
+        if not 0 <= int(key) < 2**63:
+            raise ValueError(f"key={key!r}; an int seed must be in [0, 2**63).")
         key = jax.random.key(int(key))
-    key = jnp.asarray(key)
+    try:
+        key = jnp.asarray(key)
+    except TypeError:
+        raise ValueError(f"key={key!r}; {expected}.") from None
     if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         if key.shape[-1:] == (2,) and key.dtype == jnp.uint32:
             key = jax.random.wrap_key_data(key)
@@ -197,6 +223,8 @@ def _as_keys(key) -> tuple[jax.Array, bool]:
             )
     if key.ndim > 1:
         raise ValueError(f"key has shape {key.shape}; expected () or (num_seeds,).")
+    if key.ndim == 1 and key.shape[0] == 0:
+        raise ValueError("key is an empty batch of keys; expected at least one seed.")
     return (key[None], False) if key.ndim == 0 else (key, True)
 
 
@@ -246,6 +274,8 @@ class _Estimator:
         """
         keys, batched = _as_keys(key)
         if isinstance(trajectories, (list, tuple)):
+            if len(trajectories) == 0:
+                raise ValueError("fit: got an empty list of trajectory batches.")
             if not batched or len(trajectories) != len(keys):
                 raise ValueError(
                     f"fit: got {len(trajectories)} trajectory batches and key of "
@@ -254,6 +284,16 @@ class _Estimator:
                     "(jax.random.split(key, len(batches)))."
                 )
             datasets = [self._transitions(t) for t in trajectories]
+            for i, d in enumerate(datasets):
+                if d.obs.shape[1:] != datasets[0].obs.shape[1:] or (
+                    d.obs.dtype != datasets[0].obs.dtype
+                ):
+                    raise ValueError(
+                        f"fit: batch {i} has observations of shape "
+                        f"{d.obs.shape[1:]} and dtype {d.obs.dtype}; batch 0 has "
+                        f"{datasets[0].obs.shape[1:]} and {datasets[0].obs.dtype}. "
+                        "All batches of one fit must match."
+                    )
             data, counts = training.stack(datasets)
             out = self._fit_datasets(keys, data, counts)
             data = datasets[0]
@@ -269,7 +309,23 @@ class _Estimator:
                 f"fit: trajectories is a {type(trajectories).__name__}; expected "
                 "adaptive_td.Trajectories (see Trajectories.from_episodes)."
             )
-        return training.transitions(trajectories, self.gamma)
+        data = training.transitions(trajectories, self.gamma)
+        self._check_network(data.obs[:2])
+        return data
+
+    def _check_network(self, obs) -> None:
+        """The network must map [N, *obs_shape] to [N] values (traced only)."""
+
+        def values(obs):
+            return self._net.apply(self._net.init(jax.random.key(0), obs), obs)
+
+        shape = jax.eval_shape(values, obs).shape
+        if shape != obs.shape[:1]:
+            raise ValueError(
+                f"network maps observations of shape {tuple(obs.shape)} to values "
+                f"of shape {tuple(shape)}; expected {tuple(obs.shape[:1])}, one "
+                "value per observation (for an [N, 1] output return x[:, 0])."
+            )
 
     def _value_function(self, out, data, num_seeds) -> ValueFunction:
         params, history = out
