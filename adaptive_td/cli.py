@@ -8,7 +8,9 @@ Progress and tables go to the terminal (rich); files go to `--out`.
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import time
 
 import click
@@ -52,6 +54,11 @@ def bench(suite, seeds, out):
         spec = suite_lib.load(suite)
     except (ValueError, OSError) as error:
         raise click.ClickException(str(error)) from None
+    # The output folder is checked before the run, not after it.
+    try:
+        _prepare_out(out)
+    except OSError as error:
+        raise click.ClickException(_out_error(out, error)) from None
 
     cells = len(spec.tasks) * (len(spec.methods) + 1)
     start = time.perf_counter()
@@ -75,7 +82,10 @@ def bench(suite, seeds, out):
         results = runner.run(spec, seeds=seeds, on_cell=on_cell)
         progress.update(bar, completed=cells, description=f"suite {spec.name}: done")
 
-    paths = report.write(results, out)
+    try:
+        paths = report.write(results, out)
+    except OSError as error:
+        raise click.ClickException(_out_error(out, error)) from None
     _print_table(Console(), report.rows(results), results["config"]["seeds"])
     console.print(f"finished in {time.perf_counter() - start:.0f} s; files:")
     for path in paths.values():
@@ -91,15 +101,45 @@ def envs():
         click.echo(f"{name:12s} {description}")
 
 
+def _prepare_out(out):
+    """Create `out` and check that a file can be written in it."""
+    os.makedirs(out, exist_ok=True)
+    try:
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as error:
+        # Name the folder, not the probe file.
+        raise OSError(error.errno, error.strerror, out) from error
+
+
+def _out_error(out, error: OSError) -> str:
+    reason = error.strerror or str(error)
+    if error.filename is not None and os.fspath(error.filename) != os.fspath(out):
+        reason += f" ({error.filename})"
+    return f"cannot write results to --out {os.fspath(out)!r}: {reason}."
+
+
+# The terminal table: table.md's columns less the fit seconds (the last one),
+# with short headers, so that it fits 80 columns without wrapping.
+_TERMINAL_HEADERS = ("task", "method", "nMSE", "95% interval", "÷ best", "MC targets")
+
+
 def _print_table(console, rows, num_seeds):
     from adaptive_td.benchmarks import report
 
-    headers, body = report.formatted(rows, num_seeds)
-    table = Table(title="normalised MSE against ground truth")
-    for i, column in enumerate(headers):
-        table.add_column(column, justify="left" if i < 2 else "right")
+    _, body = report.formatted(rows, num_seeds)
+    table = Table(
+        title=f"normalised MSE against ground truth: mean and 95% interval over "
+        f"{num_seeds} seeds",
+        caption="÷ best: mean nMSE over the better of TD's and MC's; MC targets: "
+        "Adaptive TD's share of Monte Carlo targets; fit seconds in table.md",
+    )
+    for i, column in enumerate(_TERMINAL_HEADERS):
+        table.add_column(
+            column, justify="left" if i < 2 else "right", no_wrap=column != "method"
+        )
     for row in body:
-        table.add_row(*row)
+        table.add_row(*row[: len(_TERMINAL_HEADERS)])
     console.print(table)
 
 

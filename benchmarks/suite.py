@@ -4,11 +4,19 @@ A suite names its seeds, the shared training settings, the tasks (registry
 names of `adaptive_td.envs` with the episodes collected per seed) and the
 methods (estimator kinds with their options). `quick.toml` documents the
 format in its comments.
+
+`parse` checks everything before anything runs: it builds every task and every
+estimator once (both are cheap; no ground truth is computed and nothing is
+compiled), so a bad entry is a `ValueError` naming the suite and the field,
+not a failure minutes into a run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import inspect
+import math
 import os
 import tomllib
 from importlib import resources
@@ -17,10 +25,16 @@ from typing import Any
 import optax
 
 import adaptive_td as atd
-from adaptive_td import networks
+from adaptive_td import envs, networks
 
 KINDS = {"td": "TD", "mc": "MonteCarlo", "adaptive_td": "AdaptiveTD"}
+_TOP_KEYS = ("description", "seeds", "training", "tasks", "methods")
 _TRAINING_KEYS = {"hidden_sizes", "learning_rate", "steps", "batch_size"}
+# Estimator arguments the suite sets for every method: the network, optimizer,
+# steps and batch size from [training], gamma from the task.
+_SET_BY_SUITE = ("network", "optimizer", "gamma", "steps", "batch_size")
+# The discount used to build each estimator once while checking its options.
+_CHECK_GAMMA = 0.9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,15 +63,19 @@ class Suite:
 
     def estimator(self, method: MethodSpec, gamma: float):
         """Build the estimator of `method` for a task with discount `gamma`."""
-        cls = getattr(atd, KINDS[method.kind])
-        return cls(
-            networks.mlp(tuple(self.training["hidden_sizes"])),
-            optax.adam(self.training["learning_rate"]),
-            gamma=gamma,
-            steps=self.training["steps"],
-            batch_size=self.training["batch_size"],
-            **method.options,
-        )
+        return _estimator(self.training, method, gamma)
+
+
+def _estimator(training: dict[str, Any], method: MethodSpec, gamma: float):
+    cls = getattr(atd, KINDS[method.kind])
+    return cls(
+        networks.mlp(tuple(training["hidden_sizes"])),
+        optax.adam(training["learning_rate"]),
+        gamma=gamma,
+        steps=training["steps"],
+        batch_size=training["batch_size"],
+        **method.options,
+    )
 
 
 def available() -> list[str]:
@@ -67,15 +85,36 @@ def available() -> list[str]:
 
 
 def load(name_or_path: str) -> Suite:
-    """Load a shipped suite by name, or a suite file by path."""
-    if os.path.exists(name_or_path):
+    """Load a suite file by path, or a shipped suite by name.
+
+    Raises:
+      ValueError: for a path that is a directory, a file that cannot be read
+        or is not valid TOML (naming the path), an unknown name (listing the
+        shipped suites), or bad contents (see `parse`).
+    """
+    if os.path.exists(name_or_path) and not os.path.isdir(name_or_path):
         name = os.path.splitext(os.path.basename(name_or_path))[0]
-        with open(name_or_path, "rb") as f:
-            raw = tomllib.load(f)
+        try:
+            with open(name_or_path, "rb") as f:
+                raw = tomllib.load(f)
+        except OSError as error:
+            raise ValueError(
+                f"suite file {name_or_path!r} cannot be read: "
+                f"{error.strerror or error}."
+            ) from error
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(
+                f"suite file {name_or_path!r} is not valid TOML: {error}."
+            ) from error
     elif name_or_path in available():
         name = name_or_path
         path = resources.files("adaptive_td.benchmarks") / "suites" / f"{name}.toml"
         raw = tomllib.loads(path.read_text())
+    elif os.path.isdir(name_or_path):
+        raise ValueError(
+            f"suite {name_or_path!r} is a directory, not a suite file; pass the "
+            f"path of a .toml file or a shipped suite: {', '.join(available())}."
+        )
     else:
         raise ValueError(
             f"suite {name_or_path!r} is neither a file nor a shipped suite; "
@@ -85,34 +124,33 @@ def load(name_or_path: str) -> Suite:
 
 
 def parse(name: str, raw: dict[str, Any]) -> Suite:
-    """Check a suite's fields and build a `Suite`; errors name the field."""
+    """Check a suite's fields and build a `Suite`.
+
+    Every task is built once with its keyword arguments and every method's
+    estimator once with its options, so that whatever their constructors
+    reject is found here.
+
+    Raises:
+      ValueError: naming the suite, the field (`tasks[1].name`,
+        `training.steps`, `methods[2]`), what was given and what is allowed.
+    """
     where = f"suite {name!r}"
-    seeds = raw.get("seeds", 3)
-    if not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"{where}: seeds = {seeds!r}; expected an integer >= 1.")
-    training = raw.get("training", {})
-    unknown = set(training) - _TRAINING_KEYS
-    if unknown or not _TRAINING_KEYS <= set(training):
+    unknown = [key for key in raw if key not in _TOP_KEYS]
+    if unknown:
         raise ValueError(
-            f"{where}: [training] has keys {sorted(training)}; expected exactly "
-            f"{sorted(_TRAINING_KEYS)}."
+            f"{where}: unknown top-level key(s) {', '.join(map(repr, unknown))}; "
+            f"allowed keys: {', '.join(_TOP_KEYS)}."
         )
-    tasks = []
-    for i, entry in enumerate(raw.get("tasks", [])):
-        entry = dict(entry)
-        if "name" not in entry or "episodes" not in entry:
-            raise ValueError(f"{where}: tasks[{i}] needs 'name' and 'episodes'.")
-        tasks.append(TaskSpec(entry.pop("name"), int(entry.pop("episodes")), entry))
-    methods = []
-    for i, entry in enumerate(raw.get("methods", [])):
-        entry = dict(entry)
-        kind = entry.pop("kind", None)
-        if kind not in KINDS:
-            raise ValueError(
-                f"{where}: methods[{i}] kind = {kind!r}; expected one of "
-                f"{sorted(KINDS)}."
-            )
-        methods.append(MethodSpec(entry.pop("name", kind), kind, entry))
+    _reject_dates(where, raw)
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise ValueError(f"{where}: description = {description!r}; expected a string.")
+    seeds = raw.get("seeds", 3)
+    if not _is_int(seeds) or seeds < 1:
+        raise ValueError(f"{where}: seeds = {seeds!r}; expected an integer >= 1.")
+    training = _parse_training(where, raw.get("training", {}))
+    tasks = _parse_tasks(where, raw.get("tasks", []))
+    methods = _parse_methods(where, raw.get("methods", []), training)
     if not tasks or not methods:
         raise ValueError(f"{where}: needs at least one [[tasks]] and one [[methods]].")
     if not {"td", "mc"} <= {m.kind for m in methods}:
@@ -120,12 +158,202 @@ def parse(name: str, raw: dict[str, Any]) -> Suite:
             f"{where}: needs a 'td' and an 'mc' method; ratios are taken against "
             "the better of the two."
         )
+
     return Suite(
         name=name,
-        description=raw.get("description", ""),
+        description=description,
         seeds=seeds,
         training=training,
         tasks=tuple(tasks),
         methods=tuple(methods),
         raw=raw,
     )
+
+
+def _parse_training(where: str, training: Any) -> dict[str, Any]:
+    if not isinstance(training, dict):
+        raise ValueError(
+            f"{where}: training = {training!r}; expected a [training] table with "
+            f"keys {sorted(_TRAINING_KEYS)}."
+        )
+    if set(training) != _TRAINING_KEYS:
+        raise ValueError(
+            f"{where}: [training] has keys {sorted(training)}; expected exactly "
+            f"{sorted(_TRAINING_KEYS)}."
+        )
+    sizes = training["hidden_sizes"]
+    if (
+        not isinstance(sizes, list)
+        or not sizes
+        or not all(_is_int(size) and size >= 1 for size in sizes)
+    ):
+        raise ValueError(
+            f"{where}: training.hidden_sizes = {sizes!r}; expected a non-empty "
+            "list of integers >= 1, e.g. [64, 64]."
+        )
+    rate = training["learning_rate"]
+    if not _is_number(rate) or not (math.isfinite(rate) and rate > 0):
+        raise ValueError(
+            f"{where}: training.learning_rate = {rate!r}; expected a finite "
+            "number > 0, e.g. 1e-3."
+        )
+    for key in ("steps", "batch_size"):
+        if not _is_int(training[key]) or training[key] < 1:
+            raise ValueError(
+                f"{where}: training.{key} = {training[key]!r}; expected an "
+                "integer >= 1."
+            )
+    return dict(training)
+
+
+def _parse_tasks(where: str, entries: Any) -> list[TaskSpec]:
+    if not isinstance(entries, list):
+        raise ValueError(
+            f"{where}: tasks = {entries!r}; expected [[tasks]] tables, each with "
+            "a name and episodes."
+        )
+    tasks = []
+    for i, entry in enumerate(entries):
+        field = f"tasks[{i}]"
+        if not isinstance(entry, dict):
+            raise ValueError(
+                f"{where}: {field} = {entry!r}; expected a [[tasks]] table with a "
+                "name and episodes."
+            )
+        if "name" not in entry or "episodes" not in entry:
+            raise ValueError(f"{where}: {field} needs 'name' and 'episodes'.")
+        kwargs = dict(entry)
+        name, episodes = kwargs.pop("name"), kwargs.pop("episodes")
+        if not isinstance(name, str) or name not in envs.TASKS:
+            raise ValueError(
+                f"{where}: {field}.name = {name!r}; expected one of the registered "
+                f"tasks: {', '.join(sorted(envs.TASKS))}."
+            )
+        if not _is_int(episodes) or episodes < 1:
+            raise ValueError(
+                f"{where}: {field}.episodes = {episodes!r}; expected an integer "
+                ">= 1 (episodes collected per seed)."
+            )
+        _check_keywords(
+            f"{where}: {field}", f"task {name!r}", envs.TASKS[name][0], kwargs, ()
+        )
+        try:
+            envs.make(name, **kwargs)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"{where}: {field} (task {name!r}) rejects its arguments "
+                f"{kwargs}: {error}"
+            ) from error
+        tasks.append(TaskSpec(name, episodes, kwargs))
+    _check_unique(
+        where, "tasks", [t.name for t in tasks], "so each task may appear once"
+    )
+    return tasks
+
+
+def _parse_methods(
+    where: str, entries: Any, training: dict[str, Any]
+) -> list[MethodSpec]:
+    if not isinstance(entries, list):
+        raise ValueError(
+            f"{where}: methods = {entries!r}; expected [[methods]] tables, each "
+            "with a kind."
+        )
+    methods = []
+    for i, entry in enumerate(entries):
+        field = f"methods[{i}]"
+        if not isinstance(entry, dict):
+            raise ValueError(
+                f"{where}: {field} = {entry!r}; expected a [[methods]] table with "
+                "a kind."
+            )
+        options = dict(entry)
+        kind = options.pop("kind", None)
+        if not isinstance(kind, str) or kind not in KINDS:
+            raise ValueError(
+                f"{where}: {field}.kind = {kind!r}; expected one of {sorted(KINDS)}."
+            )
+        name = options.pop("name", kind)
+        if not isinstance(name, str) or not name:
+            raise ValueError(
+                f"{where}: {field}.name = {name!r}; expected a non-empty string."
+            )
+        fixed = [key for key in options if key in _SET_BY_SUITE]
+        if fixed:
+            raise ValueError(
+                f"{where}: {field} sets {', '.join(map(repr, fixed))}, which the "
+                "suite sets for every method: steps and batch_size (and the "
+                "network and optimizer) from [training], gamma from the task."
+            )
+        cls = getattr(atd, KINDS[kind])
+        _check_keywords(
+            f"{where}: {field}", f"kind {kind!r}", cls, options, _SET_BY_SUITE
+        )
+        method = MethodSpec(name, kind, options)
+        try:
+            _estimator(training, method, _CHECK_GAMMA)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"{where}: {field} ({name!r}, kind {kind!r}) rejects its options "
+                f"{options}: {error}"
+            ) from error
+        methods.append(method)
+    _check_unique(
+        where, "methods", [m.name for m in methods], "so give each method its own"
+    )
+    return methods
+
+
+def _check_keywords(
+    where: str, what: str, factory, given: dict[str, Any], fixed: tuple[str, ...]
+) -> None:
+    """Reject keyword arguments that `factory` does not take, listing those it
+    does (less `fixed`, the ones the suite sets itself)."""
+    parameters = inspect.signature(factory).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    accepted = [
+        p.name
+        for p in parameters
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in fixed
+    ]
+    unknown = [key for key in given if key not in accepted]
+    if unknown:
+        raise ValueError(
+            f"{where}: unknown option(s) {', '.join(map(repr, unknown))} for "
+            f"{what}; allowed: {', '.join(accepted) or 'none'}."
+        )
+
+
+def _check_unique(where: str, field: str, names: list[str], fix: str) -> None:
+    first = {}
+    for i, name in enumerate(names):
+        if name in first:
+            raise ValueError(
+                f"{where}: {field}[{i}].name = {name!r} repeats "
+                f"{field}[{first[name]}].name; results are keyed by name, {fix}."
+            )
+        first[name] = i
+
+
+def _reject_dates(where: str, value: Any, field: str = "") -> None:
+    """TOML dates and times would only fail when results.json is written."""
+    if isinstance(value, (datetime.date, datetime.time)):
+        raise ValueError(
+            f"{where}: {field} = {value!r}; TOML dates and times are not "
+            "supported in suites."
+        )
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _reject_dates(where, item, f"{field}.{key}" if field else key)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _reject_dates(where, item, f"{field}[{i}]")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -1,15 +1,24 @@
 """The metrics, the report arithmetic, suites, and `adaptive-td bench` end to end."""
 
+import copy
 import csv
+import datetime
+import io
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tomllib
 
+import click
 import numpy as np
 import pytest
+from click.testing import CliRunner
+from rich.console import Console
 
-from adaptive_td import metrics
+import adaptive_td as atd
+from adaptive_td import cli, envs, metrics
 from adaptive_td.benchmarks import report
 from adaptive_td.benchmarks import suite as suite_lib
 
@@ -96,20 +105,188 @@ def test_quick_suite_is_shipped_and_valid():
     assert {m.kind for m in quick.methods} == {"td", "mc", "adaptive_td"}
 
 
+def _quick_with(*edits):
+    """The quick suite's raw dict with `(path, value)` edits, e.g.
+    `(("tasks", 1, "name"), "mase")`."""
+    raw = copy.deepcopy(suite_lib.load("quick").raw)
+    for path, value in edits:
+        *parents, last = path
+        target = raw
+        for key in parents:
+            target = target[key]
+        target[last] = value
+    return raw
+
+
 @pytest.mark.parametrize(
-    "change, message",
+    "path, value, message",
     [
-        ({"seeds": 0}, "seeds = 0"),
-        ({"training": {"steps": 1}}, r"\[training\] has keys"),
-        ({"methods": [{"name": "X", "kind": "sarsa"}]}, "kind = 'sarsa'"),
-        ({"methods": [{"kind": "td"}]}, "needs a 'td' and an 'mc'"),
-        ({"tasks": [{"name": "chain"}]}, "needs 'name' and 'episodes'"),
+        (("seeds",), 0, "seeds = 0; expected an integer >= 1"),
+        (
+            ("seed",),
+            3,
+            r"unknown top-level key\(s\) 'seed'; allowed keys: "
+            "description, seeds, training, tasks, methods",
+        ),
+        (("description",), 3, "description = 3; expected a string"),
+        (("training",), {"steps": 1}, r"\[training\] has keys"),
+        (
+            ("training", "hidden_sizes"),
+            [],
+            r"training\.hidden_sizes = \[\]; "
+            "expected a non-empty list of integers >= 1",
+        ),
+        (("training", "hidden_sizes"), [64, 0], r"training\.hidden_sizes = "),
+        (("training", "hidden_sizes"), "64", r"training\.hidden_sizes = '64'"),
+        (
+            ("training", "learning_rate"),
+            "fast",
+            r"training\.learning_rate = "
+            "'fast'; expected a finite number > 0",
+        ),
+        (("training", "learning_rate"), 0.0, r"training\.learning_rate = 0\.0"),
+        (("training", "learning_rate"), float("nan"), r"training\.learning_rate = nan"),
+        (("training", "learning_rate"), float("inf"), r"training\.learning_rate = inf"),
+        (
+            ("training", "steps"),
+            "10",
+            r"training\.steps = '10'; expected an "
+            "integer >= 1",
+        ),
+        (("training", "batch_size"), 0, r"training\.batch_size = 0"),
+        (("tasks",), "chain", r"tasks = 'chain'; expected \[\[tasks\]\] tables"),
+        (("tasks", 0), "chain", r"tasks\[0\] = 'chain'; expected a \[\[tasks\]\]"),
+        (("tasks",), [{"name": "chain"}], r"tasks\[0\] needs 'name' and 'episodes'"),
+        (
+            ("tasks", 1, "name"),
+            "mase",
+            r"tasks\[1\]\.name = 'mase'; expected one "
+            "of the registered tasks: cartpole, chain, maze",
+        ),
+        (("tasks", 1, "name"), ["maze"], r"tasks\[1\]\.name = \['maze'\]"),
+        (
+            ("tasks", 1, "episodes"),
+            "abc",
+            r"tasks\[1\]\.episodes = 'abc'; "
+            "expected an integer >= 1",
+        ),
+        (("tasks", 0, "episodes"), 0, r"tasks\[0\]\.episodes = 0; expected"),
+        (("tasks", 0, "episodes"), 2.5, r"tasks\[0\]\.episodes = 2\.5"),
+        (
+            ("tasks", 0, "foo"),
+            1,
+            r"tasks\[0\]: unknown option\(s\) 'foo' for "
+            "task 'chain'; allowed: num_states, wall, p_right",
+        ),
+        (
+            ("tasks", 1, "gamma"),
+            2.0,
+            r"tasks\[1\] \(task 'maze'\) rejects its "
+            r"arguments \{'gamma': 2\.0\}: .*gamma=2\.0",
+        ),
+        (
+            ("tasks", 0, "num_states"),
+            1,
+            r"tasks\[0\] \(task 'chain'\) rejects "
+            ".*num_states=1",
+        ),
+        (
+            ("tasks", 2, "num_envs"),
+            "many",
+            r"tasks\[2\] \(task 'cartpole'\) "
+            "rejects its arguments",
+        ),
+        (
+            ("tasks", 2, "eval_seed"),
+            datetime.date(2024, 1, 1),
+            r"tasks\[2\]\.eval_seed = .*dates and times are not supported",
+        ),
+        (
+            ("tasks", 1, "name"),
+            "chain",
+            r"tasks\[1\]\.name = 'chain' repeats "
+            r"tasks\[0\]\.name",
+        ),
+        (
+            ("methods",),
+            [{"name": "X", "kind": "sarsa"}],
+            r"methods\[0\]\.kind = 'sarsa'; expected one of",
+        ),
+        (("methods", 0, "kind"), ["td"], r"methods\[0\]\.kind = \['td'\]"),
+        (("methods",), [{"kind": "td"}], "needs a 'td' and an 'mc'"),
+        (
+            ("methods", 2, "width"),
+            3,
+            r"methods\[2\]: unknown option\(s\) "
+            "'width' for kind 'adaptive_td'; allowed: ensemble_size, "
+            "interval_width",
+        ),
+        (
+            ("methods", 0, "ensemble_size"),
+            3,
+            r"methods\[0\]: unknown option\(s\) "
+            "'ensemble_size' for kind 'td'; allowed: none",
+        ),
+        (
+            ("methods", 2, "interval_width"),
+            -1,
+            r"methods\[2\] \('Adaptive TD', "
+            "kind 'adaptive_td'\\) rejects its options .*interval_width=-1",
+        ),
+        (("methods", 2, "ensemble_size"), 1, r"methods\[2\] .*ensemble_size=1"),
+        (
+            ("methods", 1, "steps"),
+            5,
+            r"methods\[1\] sets 'steps', which the "
+            "suite sets for every method",
+        ),
+        (("methods", 0, "gamma"), 0.5, r"methods\[0\] sets 'gamma'"),
+        (
+            ("methods", 1, "name"),
+            "TD",
+            r"methods\[1\]\.name = 'TD' repeats "
+            r"methods\[0\]\.name; results are keyed by name",
+        ),
     ],
 )
-def test_bad_suites_are_rejected_with_the_field(change, message):
-    raw = {**suite_lib.load("quick").raw, **change}
-    with pytest.raises(ValueError, match=message):
-        suite_lib.parse("bad", raw)
+def test_bad_suites_are_rejected_with_the_field(path, value, message):
+    with pytest.raises(ValueError, match=r"^suite 'bad': " + message):
+        suite_lib.parse("bad", _quick_with((path, value)))
+
+
+def test_parse_builds_tasks_and_estimators_but_runs_nothing(monkeypatch):
+    # parse builds every task and estimator to check their arguments; none of
+    # that may collect data, compute ground truth or fit.
+    def boom(*args, **kwargs):
+        raise AssertionError("parse must not run this")
+
+    for cls in (envs.TabularTask, envs.CartPole):
+        for method in ("collect", "evaluation_set"):
+            monkeypatch.setattr(cls, method, boom)
+    monkeypatch.setattr(envs.TabularMDP, "exact_values", boom)
+    for cls in (atd.TD, atd.MonteCarlo, atd.AdaptiveTD):
+        monkeypatch.setattr(cls, "fit", boom)
+    quick = suite_lib.parse("quick", suite_lib.load("quick").raw)
+    assert len(quick.tasks) == 3 and len(quick.methods) == 3
+
+
+def test_malformed_toml_names_the_file_and_the_problem(tmp_path):
+    text = "seeds = 3\n[training\n"
+    with pytest.raises(tomllib.TOMLDecodeError) as decode:
+        tomllib.loads(text)
+    path = tmp_path / "broken.toml"
+    path.write_text(text)
+    with pytest.raises(ValueError) as error:
+        suite_lib.load(str(path))
+    assert str(path) in str(error.value) and str(decode.value) in str(error.value)
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(ValueError, match="broken.toml' is not valid TOML"):
+        suite_lib.load(str(path))
+
+
+def test_a_directory_is_not_a_suite(tmp_path):
+    with pytest.raises(ValueError, match="is a directory, not a suite file"):
+        suite_lib.load(str(tmp_path))
 
 
 def test_unknown_suite_lists_the_shipped_ones():
@@ -200,3 +377,105 @@ def test_bench_bad_suite_is_a_clear_error_not_a_traceback(tmp_path):
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert "shipped suites" in done.stderr
+
+
+# -- the command line, in process (no training) --------------------------------
+
+
+@pytest.fixture
+def no_run(monkeypatch):
+    """Fail the test if `bench` gets as far as running the suite."""
+    from adaptive_td.benchmarks import runner
+
+    def run(*args, **kwargs):
+        raise AssertionError("bench ran the suite despite a bad input")
+
+    monkeypatch.setattr(runner, "run", run)
+
+
+def _bench(*args):
+    return CliRunner().invoke(cli.main, ["bench", *args])
+
+
+def _one_line_error(result) -> str:
+    """The message of a clean failure: exit 1, no exception, one line."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    return lines[0]
+
+
+def test_bench_rejects_a_bad_suite_before_running(tmp_path, no_run):
+    suite_file = tmp_path / "typo.toml"
+    suite_file.write_text(TINY_SUITE.replace('name = "maze"', 'name = "mase"'))
+    out = tmp_path / "out"
+    message = _one_line_error(_bench("--suite", str(suite_file), "--out", str(out)))
+    assert "suite 'typo': tasks[1].name = 'mase'" in message
+    assert "cartpole, chain, maze" in message
+    assert not out.exists()
+
+
+def test_bench_malformed_toml_is_one_line(tmp_path, no_run):
+    suite_file = tmp_path / "broken.toml"
+    suite_file.write_text('seeds = 3\n[[tasks]\nname = "chain"\n')
+    message = _one_line_error(_bench("--suite", str(suite_file)))
+    assert str(suite_file) in message and "not valid TOML" in message
+
+
+def test_bench_suite_directory_is_one_line(tmp_path, no_run):
+    message = _one_line_error(_bench("--suite", str(tmp_path)))
+    assert "is a directory, not a suite file" in message
+
+
+def test_bench_unusable_out_fails_before_running(tmp_path, no_run):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    message = _one_line_error(_bench("--out", str(afile / "sub")))
+    assert f"cannot write results to --out '{afile / 'sub'}'" in message
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0,
+    reason="root may write to read-only folders",
+)
+def test_bench_unwritable_out_fails_before_running(tmp_path, no_run):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    message = _one_line_error(_bench("--out", str(locked)))
+    assert "cannot write results to --out" in message and "ermission" in message
+
+
+def test_bench_defaults_quick_suite_and_bench_out(tmp_path, monkeypatch):
+    # No arguments: the quick suite, results in ./bench-out, made before the run.
+    from adaptive_td.benchmarks import runner
+
+    seen = {}
+
+    def run(suite, *, seeds, on_cell):
+        seen.update(suite=suite.name, seeds=seeds, out=os.path.isdir("bench-out"))
+        raise click.ClickException("stopped by the test")
+
+    monkeypatch.setattr(runner, "run", run)
+    monkeypatch.chdir(tmp_path)
+    result = _bench()
+    assert "stopped by the test" in result.output
+    assert seen == {"suite": "quick", "seeds": None, "out": True}
+
+
+def test_terminal_table_fits_80_columns():
+    results = _results()
+    cells = results["tasks"].pop("toy")["methods"]
+    cells["Adaptive TD"] = cells.pop("ATD")
+    cells["MC"]["nmse"] = [2.5, 3.5]
+    results["tasks"]["cartpole"] = {"methods": cells}
+    rows = report.rows(results)
+    console = Console(width=80, record=True, file=io.StringIO())
+    cli._print_table(console, rows, num_seeds=2)
+    lines = console.export_text().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    _, body = report.formatted(rows, 2)
+    for row in body:
+        # Each table row on one line, its interval unbroken.
+        assert any(row[1] in line and row[3] in line for line in lines), row
+    assert "normalised MSE" in lines[0]
