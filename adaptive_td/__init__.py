@@ -7,14 +7,9 @@ value_fn = atd.AdaptiveTD(gamma=0.99).fit(trajectories, key=0)
 import os as _os
 
 from adaptive_td import metrics, networks, returns
+from adaptive_td.adaptive import AdaptiveTD, AdaptiveValueFunction
 from adaptive_td.data import Trajectories
-from adaptive_td.estimators import (
-    TD,
-    AdaptiveTD,
-    AdaptiveValueFunction,
-    MonteCarlo,
-    ValueFunction,
-)
+from adaptive_td.estimators import TD, MonteCarlo, ValueFunction
 
 # In a source checkout, envs/ and benchmarks/ sit beside this package and are
 # installed as adaptive_td.envs and adaptive_td.benchmarks. When Python is

@@ -17,7 +17,7 @@ import numpy as np
 import optax
 import pytest
 
-from adaptive_td import estimators, networks
+from adaptive_td import adaptive, estimators, networks
 from adaptive_td.data import Trajectories
 
 # -- helpers ------------------------------------------------------------------
@@ -54,7 +54,7 @@ def _tree_dtypes(tree):
 REGISTRY = {
     "td": lambda **kw: estimators.TD(**kw),
     "mc": lambda **kw: estimators.MonteCarlo(**kw),
-    "adaptive_td": lambda **kw: estimators.AdaptiveTD(ensemble_size=3, **kw),
+    "adaptive_td": lambda **kw: adaptive.AdaptiveTD(ensemble_size=3, **kw),
 }
 NAMES = sorted(REGISTRY)
 
@@ -193,7 +193,7 @@ def test_float32_under_x64(name):
     assert _tree_dtypes(value_fn.params) == {jnp.dtype(jnp.float32)}
     assert value_fn(WALK_STATES).dtype == jnp.float32
     assert value_fn.history["loss"].dtype == np.float32
-    if isinstance(value_fn, estimators.AdaptiveValueFunction):
+    if isinstance(value_fn, adaptive.AdaptiveValueFunction):
         assert _tree_dtypes(value_fn.ensemble_params) == {jnp.dtype(jnp.float32)}
         low, high = value_fn.interval(WALK_STATES)
         assert low.dtype == high.dtype == jnp.float32
@@ -466,7 +466,7 @@ def test_adaptive_tiny_interval_is_mc():
 )
 def test_adaptive_constructor_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        estimators.AdaptiveTD(networks.tabular(2), optax.sgd(0.1), **kwargs)
+        adaptive.AdaptiveTD(networks.tabular(2), optax.sgd(0.1), **kwargs)
 
 
 # -- validation -----------------------------------------------------------------
