@@ -14,6 +14,8 @@ need precomputed on the host:
                 in a terminal state
     mc_boot_obs the observation the segment ends in (bootstrap state of a
                 truncated or cut segment)
+    segment     the index of the segment (episode, or part of one within a
+                row) the transition belongs to, 0 ... num_segments - 1
 
 so that the Monte Carlo target is `mc_return + mc_discount * V(mc_boot_obs)`
 and the TD(0) target is `reward + gamma * V(next_obs)` where it bootstraps.
@@ -47,6 +49,7 @@ class Transitions(NamedTuple):
     mc_return: jax.Array
     mc_discount: jax.Array
     mc_boot_obs: jax.Array
+    segment: jax.Array
 
 
 def _obs_dtype(dtype: np.dtype) -> np.dtype:
@@ -105,6 +108,12 @@ def transitions(traj: Trajectories, gamma: float) -> Transitions:
         seg_term.reshape(-1, *[1] * (obs.ndim - 2)), obs[rows, cols], boot_obs
     )
 
+    # Segments (an episode, or the part of one inside a row) numbered 0, 1, ...
+    # in row-major order: a valid step starts one when the step before it in
+    # its row is a cut (flagged, masked, or absent at t = 0).
+    previous_cut = np.concatenate([np.ones((B, 1), bool), cut[:, :-1]], axis=1)
+    segment = np.cumsum((mask & previous_cut)[rows, cols]) - 1
+
     dtype = _obs_dtype(obs.dtype)
     return Transitions(
         obs=jnp.asarray(obs[rows, cols], dtype),
@@ -116,6 +125,7 @@ def transitions(traj: Trajectories, gamma: float) -> Transitions:
             np.where(seg_term, 0.0, np.asarray(mc_discount)[rows, cols]), jnp.float32
         ),
         mc_boot_obs=jnp.asarray(boot_obs, dtype),
+        segment=jnp.asarray(segment, jnp.int32),
     )
 
 

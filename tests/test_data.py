@@ -564,3 +564,19 @@ def test_transitions_all_masked_rejected():
     )
     with pytest.raises(ValueError, match="no valid step"):
         training.transitions(traj, gamma=0.5)
+
+
+def test_transitions_number_the_segments():
+    # Row 0: an episode terminated at step 1, a masked reset row, a new episode
+    # (steps 3, 4) cut at the end of the row; row 1: one episode then padding.
+    # Segments in row-major order: row 0 -> 0, 0, 1, 1; row 1 -> 2, 2, 2.
+    traj = Trajectories(
+        observations=np.arange(12.0).reshape(2, 6, 1),
+        rewards=np.ones((2, 5)),
+        terminated=np.array([[0, 1, 0, 0, 0], [0, 0, 0, 0, 0]], bool),
+        truncated=np.zeros((2, 5), bool),
+        mask=np.array([[1, 1, 0, 1, 1], [1, 1, 1, 0, 0]], bool),
+    )
+    np.testing.assert_array_equal(
+        training.transitions(traj, 0.9).segment, [0, 0, 1, 1, 2, 2, 2]
+    )
