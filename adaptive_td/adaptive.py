@@ -20,13 +20,36 @@ import numpy as np
 
 from adaptive_td import training
 from adaptive_td.estimators import (
-    MonteCarlo,
     ValueFunction,
     _check_positive_int,
+    _check_unit,
     _Estimator,
     _flat_apply,
+    _mc_targets,
     _td_targets,
 )
+
+TESTS = ("estimate", "target")
+FALLBACKS = ("return", "mean", "clip")
+INTERVALS = ("std", "quantile")
+SCHEDULES = ("sequential", "concurrent")
+
+
+def interval(members, *, kind="std", width=1.0, quantile=0.1, axis=0):
+    """The ensemble interval (low, high) over the member axis `axis`.
+
+    kind="std": [mu - width sigma, mu + width sigma], sigma the sample
+    standard deviation with ddof=1 (the unbiased variance estimate);
+    kind="quantile": the empirical `quantile` and `1 - quantile` quantiles of
+    the members (linear interpolation, NumPy's default).
+    """
+    if kind == "std":
+        mu = members.mean(axis=axis)
+        sigma = members.std(axis=axis, ddof=1)
+        return mu - width * sigma, mu + width * sigma
+    low = jnp.quantile(members, quantile, axis=axis)
+    high = jnp.quantile(members, 1.0 - quantile, axis=axis)
+    return low, high
 
 
 @dataclasses.dataclass
@@ -34,21 +57,27 @@ class AdaptiveValueFunction(ValueFunction):
     """The value function fitted by `AdaptiveTD`, with its MC ensemble.
 
     `__call__` gives the TD network's estimate; `interval` the ensemble's
-    confidence interval [mu - k sigma, mu + k sigma] (sigma with ddof=1);
-    `uses_mc_target` whether, at the final parameters, a transition from that
-    state would train on the Monte Carlo target.
+    interval I(s) under the estimator's interval rule; `uses_mc_target`
+    whether V_TD(s) lies outside I(s) at the final parameters (the test of
+    the default algorithm; with test="target" training tested the TD target
+    instead, which needs a transition, not a state).
     """
 
     ensemble_params: Any = None
     interval_width: float = 1.0
+    interval_kind: str = "std"
+    quantile: float = 0.1
 
     def interval(self, observations) -> tuple[jax.Array, jax.Array]:
         """(low, high) of the ensemble interval, each `[...]` or `[S, ...]`."""
         members = self.ensemble_values(observations)
-        axis = 0 if self.num_seeds is None else 1
-        mu = members.mean(axis=axis)
-        sigma = members.std(axis=axis, ddof=1)
-        return mu - self.interval_width * sigma, mu + self.interval_width * sigma
+        return interval(
+            members,
+            kind=self.interval_kind,
+            width=self.interval_width,
+            quantile=self.quantile,
+            axis=0 if self.num_seeds is None else 1,
+        )
 
     def ensemble_values(self, observations) -> jax.Array:
         """Each member's value: `[K, ...]` or `[S, K, ...]`."""
@@ -79,24 +108,41 @@ class AdaptiveTD(_Estimator):
 
     Penedones, Riquelme, Vincent, Maennel, Mann, Barreto, Gelly, Neu,
     "Adaptive Temporal-Difference Learning for Policy Evaluation with
-    Per-State Uncertainty Estimates", NeurIPS 2019. The default algorithm:
+    Per-State Uncertainty Estimates", NeurIPS 2019. The default algorithm,
+    each step an option:
 
     1. Train K = `ensemble_size` Monte Carlo regressors from distinct
        keys (vmapped), each for `steps` updates. The keys give distinct
        initialisations and minibatch streams; a network initialised at a
        constant (`networks.tabular`, `networks.linear`) differs across
-       members through its minibatches only.
+       members through its minibatches only, unless `bootstrap=True`.
+       `schedule="concurrent"` trains the members alongside the TD network
+       instead, all on the same minibatches, the interval read from the
+       current members at every step.
     2. For a state s, mu(s) and sigma(s) are the mean and standard deviation
        (ddof=1, the unbiased sample variance) of the members' values, and
-       I(s) = [mu - k sigma, mu + k sigma] with k = `interval_width`.
+       I(s) = [mu - k sigma, mu + k sigma] with k = `interval_width`
+       (`interval="quantile"`: the empirical `quantile` and `1 - quantile`
+       quantiles of the members instead).
     3. Train the TD network for `steps` updates; a sampled transition uses
-       the TD target r_t + gamma V_TD(s_{t+1}) if V_TD(s_t) lies in I(s_t),
-       and otherwise the MC target G_t (bootstrapping a truncated segment
-       from mu at its final observation).
+       the TD target r_t + gamma V_TD(s_{t+1}) if V_TD(s_t) lies in I(s_t)
+       (`test="target"`: if the TD target lies in I(s_t)), and otherwise
+       the MC return G_t, bootstrapping a truncated segment from mu at its
+       final observation (`fallback="mean"`: mu(s_t); `fallback="clip"`:
+       the TD target clipped to I(s_t)).
     4. The estimate is V_TD.
 
-    `history["mc_fraction"]` traces the fraction of MC targets in each
-    minibatch; the fitted value function exposes `interval` and
+    `bootstrap=True` trains each member on a Poisson(1) bootstrap of the
+    segments (episodes, or their parts within a row): every segment gets a
+    weight drawn from Poisson(1) per member and the member's loss weights
+    its transitions by it, which in expectation is training on a resample
+    of the episodes with replacement (the Poisson bootstrap; Hanley and
+    MacGibbon, "Creating non-parametric bootstrap samples using Poisson
+    frequencies", 2006).
+
+    `history["mc_fraction"]` traces the fraction of fallback targets in each
+    minibatch and `history["ensemble_loss"]` the members' losses `[K,
+    steps]`; the fitted value function exposes `interval` and
     `uses_mc_target` per state.
 
     The default width k = 1 was chosen from k in {0.5, 1, 2, 4} on the quick
@@ -115,6 +161,12 @@ class AdaptiveTD(_Estimator):
         batch_size=128,
         ensemble_size=5,
         interval_width=1.0,
+        test="estimate",
+        fallback="return",
+        interval="std",
+        quantile=0.1,
+        bootstrap=False,
+        schedule="sequential",
     ):
         self.ensemble_size = _check_positive_int("ensemble_size", ensemble_size)
         if self.ensemble_size < 2:
@@ -131,70 +183,173 @@ class AdaptiveTD(_Estimator):
                 f"interval_width={interval_width!r}; expected a finite number > 0."
             )
         self.interval_width = float(interval_width)
-        self._mc = None
+        for name, value, allowed in (
+            ("test", test, TESTS),
+            ("fallback", fallback, FALLBACKS),
+            ("interval", interval, INTERVALS),
+            ("schedule", schedule, SCHEDULES),
+        ):
+            if value not in allowed:
+                raise ValueError(
+                    f"{name}={value!r}; expected one of {', '.join(allowed)}."
+                )
+        self.test, self.fallback = test, fallback
+        self.interval, self.schedule = interval, schedule
+        self.quantile = _check_unit("quantile", quantile)
+        if not self.quantile < 0.5:
+            raise ValueError(
+                f"quantile={quantile!r}; expected a number in [0, 0.5) (the "
+                "interval runs from that quantile to 1 - quantile)."
+            )
+        if not isinstance(bootstrap, (bool, np.bool_)):
+            raise ValueError(f"bootstrap={bootstrap!r}; expected True or False.")
+        self.bootstrap = bool(bootstrap)
         super().__init__(network, optimizer, gamma, steps, batch_size)
-        self._mc = MonteCarlo(
-            self.network,
-            self.optimizer,
-            gamma=gamma,
-            steps=steps,
-            batch_size=batch_size,
-        )
 
     def _config(self):
         return {
             **super()._config(),
             "ensemble_size": self.ensemble_size,
             "interval_width": self.interval_width,
+            "test": self.test,
+            "fallback": self.fallback,
+            "interval": self.interval,
+            "quantile": self.quantile,
+            "bootstrap": self.bootstrap,
+            "schedule": self.schedule,
         }
 
-    def _loss(self, params, batch, low, high, mc_target):
+    # -- pieces -------------------------------------------------------------
+
+    def _interval(self, members):
+        return interval(
+            members,
+            kind=self.interval,
+            width=self.interval_width,
+            quantile=self.quantile,
+        )
+
+    def _member_loss(self, params, batch, weights):
+        """A member's MC loss, its transitions weighted by the bootstrap."""
+        target = _mc_targets(self._net.apply, params, batch)
+        v = self._net.apply(params, batch.obs)
+        return 0.5 * jnp.mean(weights * (v - target) ** 2)
+
+    def _td_loss(self, params, batch, low, high, mu, mc_target):
+        """TD loss with the per-transition choice of target."""
         apply = self._net.apply
         v = apply(params, batch.obs)
-        outside = (jax.lax.stop_gradient(v) < low) | (jax.lax.stop_gradient(v) > high)
-        target = jnp.where(
-            outside, mc_target, _td_targets(apply, params, batch, self.gamma)
-        )
+        td_target = _td_targets(apply, params, batch, self.gamma)
+        tested = jax.lax.stop_gradient(v) if self.test == "estimate" else td_target
+        outside = (tested < low) | (tested > high)
+        if self.fallback == "return":
+            fallback = mc_target
+        elif self.fallback == "mean":
+            fallback = mu
+        else:
+            fallback = jnp.clip(td_target, low, high)
+        target = jnp.where(outside, fallback, td_target)
         loss = 0.5 * jnp.mean((v - target) ** 2)
         return loss, {"mc_fraction": jnp.mean(outside.astype(jnp.float32))}
 
+    def _ensemble_targets(self, ens_params, batch):
+        """Interval, mean and MC target (mean bootstrap) of each transition."""
+        values = jax.vmap(self._net.apply, in_axes=(0, None))
+        members = jax.lax.stop_gradient(values(ens_params, batch.obs))
+        boot = jax.lax.stop_gradient(values(ens_params, batch.mc_boot_obs)).mean(0)
+        mc_target = batch.mc_return + jnp.where(
+            batch.mc_discount > 0, batch.mc_discount * boot, 0.0
+        )
+        low, high = self._interval(members)
+        return low, high, members.mean(0), mc_target
+
+    def _member_weights(self, key, data):
+        """Per-member transition weights `[K, N]`: Poisson(1) per segment."""
+        n = data.segment.shape[0]
+        if not self.bootstrap:
+            return jnp.ones((self.ensemble_size, n), jnp.float32)
+        # Segment indices are below the number of transitions.
+        per_segment = jax.random.poisson(key, 1.0, (self.ensemble_size, n))
+        return per_segment[:, data.segment].astype(jnp.float32)
+
+    # -- the fit ------------------------------------------------------------
+
     def _fit_one(self, key, data, count):
-        ens_key, init_key, train_key = jax.random.split(key, 3)
+        ens_key, boot_key, init_key, train_key = jax.random.split(key, 4)
+        member_keys = jax.random.split(ens_key, self.ensemble_size)
+        weights = self._member_weights(boot_key, data)
+        if self.schedule == "concurrent":
+            return self._fit_concurrent(
+                member_keys, weights, init_key, train_key, data, count
+            )
 
         # 1. The MC ensemble, members vmapped over distinct keys.
-        member_keys = jax.random.split(ens_key, self.ensemble_size)
-        ens_params, ens_history = jax.vmap(self._mc._fit_one, in_axes=(0, None, None))(
-            member_keys, data, count
-        )
+        def train_member(member_key, member_weights):
+            k_init, k_train = jax.random.split(member_key)
+            return training.train(
+                lambda p, b: (self._member_loss(p, b[0], b[1]), {}),
+                self.optimizer,
+                self._init(k_init, data),
+                (data, member_weights),
+                k_train,
+                steps=self.steps,
+                batch_size=self.batch_size,
+                count=count,
+            )
 
-        # 2. Interval and MC target of every transition, fixed from here on.
-        members = jax.vmap(self._net.apply, in_axes=(0, None))(ens_params, data.obs)
-        mu, sigma = members.mean(0), members.std(0, ddof=1)
-        boot = jax.vmap(self._net.apply, in_axes=(0, None))(
-            ens_params, data.mc_boot_obs
-        )
-        mc_target = data.mc_return + jnp.where(
-            data.mc_discount > 0, data.mc_discount * boot.mean(0), 0.0
-        )
-        extra = (mu - self.interval_width * sigma, mu + self.interval_width * sigma)
+        ens_params, ens_history = jax.vmap(train_member)(member_keys, weights)
 
-        # 3. TD with the per-transition choice of target. The extra arrays
-        # ride along with the transitions so minibatches index them too.
-        def loss(params, batch):
-            batch, (low, high, g) = batch
-            return self._loss(params, batch, low, high, g)
+        # 2. Interval, mean and MC target of every transition, fixed from
+        # here on; they ride along with the transitions into the minibatches.
+        extra = self._ensemble_targets(ens_params, data)
 
+        # 3. TD with the per-transition choice of target.
         params, history = training.train(
-            loss,
+            lambda p, b: self._td_loss(p, b[0], *b[1]),
             self.optimizer,
             self._init(init_key, data),
-            (data, (*extra, mc_target)),
+            (data, extra),
             train_key,
             steps=self.steps,
             batch_size=self.batch_size,
             count=count,
         )
         history["ensemble_loss"] = ens_history["loss"]
+        return (params, ens_params), history
+
+    def _fit_concurrent(self, member_keys, weights, init_key, train_key, data, count):
+        """Members and TD network updated together on shared minibatches."""
+        ens_params = jax.vmap(lambda k: self._init(k, data))(member_keys)
+
+        def loss(params, batch):
+            td_params, ens_params = params
+            batch, weights = batch
+            # weights: [batch, K] after minibatch indexing.
+            member_losses = jax.vmap(self._member_loss, in_axes=(0, None, 1))(
+                ens_params, batch, weights
+            )
+            extra = self._ensemble_targets(ens_params, batch)
+            td_loss, aux = self._td_loss(td_params, batch, *extra)
+            return td_loss + member_losses.sum(), {
+                **aux,
+                "td_loss": td_loss,
+                "ensemble_loss": member_losses,
+            }
+
+        (params, ens_params), history = training.train(
+            loss,
+            self.optimizer,
+            (self._init(init_key, data), ens_params),
+            (data, weights.T),
+            train_key,
+            steps=self.steps,
+            batch_size=self.batch_size,
+            count=count,
+        )
+        # Report the TD loss as the loss, like the sequential schedule, and
+        # the members' losses as [K, steps].
+        history["loss"] = history.pop("td_loss")
+        history["ensemble_loss"] = history["ensemble_loss"].T
         return (params, ens_params), history
 
     def _value_function(self, out, data, num_seeds):
@@ -208,4 +363,6 @@ class AdaptiveTD(_Estimator):
             num_seeds=num_seeds,
             ensemble_params=ens_params,
             interval_width=self.interval_width,
+            interval_kind=self.interval,
+            quantile=self.quantile,
         )
