@@ -6,10 +6,12 @@ value_fn = atd.AdaptiveTD(gamma=0.99).fit(trajectories, key=0)
 
 import os as _os
 
-from adaptive_td import metrics, networks, returns
+from adaptive_td import linear, metrics, networks, returns, rollouts
 from adaptive_td.adaptive import AdaptiveTD, AdaptiveValueFunction
 from adaptive_td.data import Trajectories
-from adaptive_td.estimators import TD, MonteCarlo, ValueFunction
+from adaptive_td.estimators import TD, MonteCarlo, NStepTD, TDLambda, ValueFunction
+from adaptive_td.linear import lstd, mc_projection
+from adaptive_td.rollouts import from_vector_rollout
 
 # In a source checkout, envs/ and benchmarks/ sit beside this package and are
 # installed as adaptive_td.envs and adaptive_td.benchmarks. When Python is
@@ -29,9 +31,16 @@ __all__ = [
     "AdaptiveTD",
     "AdaptiveValueFunction",
     "MonteCarlo",
+    "NStepTD",
+    "TDLambda",
     "Trajectories",
     "ValueFunction",
+    "from_vector_rollout",
+    "linear",
+    "lstd",
+    "mc_projection",
     "metrics",
     "networks",
     "returns",
+    "rollouts",
 ]

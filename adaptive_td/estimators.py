@@ -18,6 +18,12 @@ Monte Carlo targets of truncated or mid-episode-cut segments bootstrap from a
 stop-gradient value of the segment's final observation (the estimator's own
 value for `MonteCarlo`, the ensemble mean for `AdaptiveTD`); termination never
 bootstraps.
+
+The bootstrapping estimators (`TD`, `NStepTD`, `TDLambda`) take
+`target_update_period`: None (the default) bootstraps from the parameters
+being trained; an int k bootstraps from a copy of them taken before every
+k-th step (a target network, carried in the scan state; it starts at the
+initial parameters, and k = 1 is the same as None).
 """
 
 from __future__ import annotations
@@ -34,9 +40,9 @@ import numpy as np
 import optax
 
 from adaptive_td import networks as networks_lib
-from adaptive_td import training
+from adaptive_td import returns, training
 from adaptive_td.data import Trajectories
-from adaptive_td.training import Transitions
+from adaptive_td.training import MultiStep, Transitions
 
 # -- fitted value functions --------------------------------------------------
 
@@ -154,6 +160,14 @@ def _check_positive_int(name: str, value: int) -> int:
     return int(value)
 
 
+def _check_period(name: str, value: int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}={value!r}; expected None or an integer >= 1.")
+    return int(value)
+
+
 def _as_keys(key) -> tuple[jax.Array, bool]:
     """A batch of typed keys, and whether the caller passed a batch."""
     expected = "expected jax.random.key(seed), a batch of such keys, or an int seed"
@@ -265,9 +279,13 @@ class _Estimator:
                 f"fit: trajectories is a {type(trajectories).__name__}; expected "
                 "adaptive_td.Trajectories (see Trajectories.from_episodes)."
             )
-        data = training.transitions(trajectories, self.gamma)
+        data = self._prepare(trajectories)
         self._check_network(data.obs[:2])
         return data
+
+    def _prepare(self, trajectories: Trajectories) -> Transitions | MultiStep:
+        """The host-side arrays `_fit_one` trains on."""
+        return training.transitions(trajectories, self.gamma)
 
     def _check_network(self, obs) -> None:
         """The network must map [N, *obs_shape] to [N] values (traced only)."""
@@ -295,10 +313,16 @@ class _Estimator:
         )
 
 
+def _bootstrapped(apply, params, ret, discount, boot_obs) -> jax.Array:
+    """ret + discount * V(boot_obs), V under stop-gradient; none where
+    discount is 0 (so a NaN value there cannot leak)."""
+    boot = jax.lax.stop_gradient(apply(params, boot_obs))
+    return ret + jnp.where(discount > 0, discount * boot, 0.0)
+
+
 def _mc_targets(apply, params, batch: Transitions) -> jax.Array:
-    boot = jax.lax.stop_gradient(apply(params, batch.mc_boot_obs))
-    return batch.mc_return + jnp.where(
-        batch.mc_discount > 0, batch.mc_discount * boot, 0.0
+    return _bootstrapped(
+        apply, params, batch.mc_return, batch.mc_discount, batch.mc_boot_obs
     )
 
 
@@ -339,24 +363,40 @@ class MonteCarlo(_Estimator):
         )
 
 
-class TD(_Estimator):
-    """Semi-gradient TD(0).
+class _Bootstrapping(_Estimator):
+    """An estimator whose targets bootstrap from its own values.
 
-    Target r_t + gamma V(s_{t+1}) with V(s_{t+1}) under stop-gradient, and no
-    bootstrap where s_{t+1} is terminal. Loss: mean of (V(s_t) - target)^2 / 2.
-    Reference: Sutton and Barto, Reinforcement Learning: An Introduction
-    (2nd ed.), section 9.3.
+    Shared option `target_update_period` (see the module docstring) and the
+    fit: `training.train` with the loss `_loss(params, batch, target_params)`.
     """
 
     def __init__(
-        self, network=None, optimizer=None, *, gamma=0.99, steps=2000, batch_size=128
+        self, network, optimizer, gamma, steps, batch_size, target_update_period
     ):
+        self.target_update_period = _check_period(
+            "target_update_period", target_update_period
+        )
         super().__init__(network, optimizer, gamma, steps, batch_size)
 
-    def _loss(self, params, batch):
-        target = _td_targets(self._net.apply, params, batch, self.gamma)
+    def _config(self):
+        return {**super()._config(), "target_update_period": self.target_update_period}
+
+    def _targets(self, boot_params, batch) -> jax.Array:
+        raise NotImplementedError
+
+    def _loss(self, params, batch, target_params=None):
+        boot_params = params if target_params is None else target_params
+        target = self._targets(boot_params, batch)
         v = self._net.apply(params, batch.obs)
         return 0.5 * jnp.mean((v - target) ** 2), {}
+
+    def _train_options(self, data) -> dict[str, Any]:
+        """Extra keyword arguments of `training.train`."""
+        return {}
+
+    def _train_data(self, data):
+        """What the minibatches are sampled from."""
+        return data
 
     def _fit_one(self, key, data, count):
         init_key, train_key = jax.random.split(key)
@@ -364,9 +404,212 @@ class TD(_Estimator):
             self._loss,
             self.optimizer,
             self._init(init_key, data),
-            data,
+            self._train_data(data),
             train_key,
             steps=self.steps,
             batch_size=self.batch_size,
             count=count,
+            target_update_period=self.target_update_period,
+            **self._train_options(data),
         )
+
+
+class TD(_Bootstrapping):
+    """Semi-gradient TD(0).
+
+    Target r_t + gamma V(s_{t+1}) with V(s_{t+1}) under stop-gradient, and no
+    bootstrap where s_{t+1} is terminal. Loss: mean of (V(s_t) - target)^2 / 2.
+    Reference: Sutton and Barto, Reinforcement Learning: An Introduction
+    (2nd ed.), section 9.3.
+
+    Args:
+      target_update_period: None to bootstrap from the parameters being
+        trained; k to bootstrap from a target network copied from them every
+        k steps (starting with the initial parameters).
+    """
+
+    def __init__(
+        self,
+        network=None,
+        optimizer=None,
+        *,
+        gamma=0.99,
+        steps=2000,
+        batch_size=128,
+        target_update_period=None,
+    ):
+        super().__init__(
+            network, optimizer, gamma, steps, batch_size, target_update_period
+        )
+
+    def _targets(self, boot_params, batch):
+        return _td_targets(self._net.apply, boot_params, batch, self.gamma)
+
+
+def _n_step_targets(apply, params, batch: MultiStep) -> jax.Array:
+    """G^(n)_t = ret + discount * V(boot_obs) (see `training.NStep`)."""
+    ns = batch.n_step
+    return _bootstrapped(apply, params, ns.ret, ns.discount, ns.boot_obs)
+
+
+class NStepTD(_Bootstrapping):
+    """Semi-gradient n-step TD.
+
+    Regress V(s_t) on the n-step return
+
+        G^(n)_t = sum_{k<m} gamma^k r_{t+k} + gamma^m V(s_{t+m}),
+
+    V under stop-gradient, where m = min(n, steps from t to the end of its
+    segment). A window that meets a termination adds no bootstrap; one that
+    meets a truncation or a mid-episode cut bootstraps from the segment's
+    final observation. n = 1 is `TD`; n at least the segment length is
+    `MonteCarlo`. The reward sums, discounts gamma^m and bootstrap
+    observations are precomputed per transition on the host with
+    `returns.n_step_returns` (`training.NStep`), so the device holds three
+    more arrays per transition and reads one more network value per sample.
+    Reference: Sutton and Barto, Reinforcement Learning: An Introduction
+    (2nd ed.), sections 7.1 and 9.3.
+
+    Args:
+      n: the number of rewards in each window, an int >= 1. The default 5 is
+        a common middle ground, not tuned.
+      target_update_period: as for `TD`.
+    """
+
+    def __init__(
+        self,
+        network=None,
+        optimizer=None,
+        *,
+        gamma=0.99,
+        steps=2000,
+        batch_size=128,
+        n=5,
+        target_update_period=None,
+    ):
+        self.n = _check_positive_int("n", n)
+        super().__init__(
+            network, optimizer, gamma, steps, batch_size, target_update_period
+        )
+
+    def _config(self):
+        return {**super()._config(), "n": self.n}
+
+    def _prepare(self, trajectories):
+        return training.multistep(trajectories, self.gamma, n=self.n)
+
+    def _targets(self, boot_params, batch):
+        return _n_step_targets(self._net.apply, boot_params, batch)
+
+
+def _lambda_targets(apply, params, layout: training.Layout, gamma, lambda_):
+    """Lambda-returns of every transition from fresh values, `[N]`.
+
+    V (stop-gradient) of every observation of the `[B, T+1]` layout, then
+    `returns.lambda_returns` over the rows, read at each transition's place.
+    """
+    rows, width = layout.obs.shape[:2]
+    flat = layout.obs.reshape(rows * width, *layout.obs.shape[2:])
+    v = jax.lax.stop_gradient(apply(params, flat)).reshape(rows, width)
+    g = returns.lambda_returns(
+        layout.reward,
+        v[:, 1:],
+        layout.terminated,
+        layout.truncated,
+        gamma=gamma,
+        lambda_=lambda_,
+    )
+    return g[layout.row, layout.col]
+
+
+class TDLambda(_Bootstrapping):
+    """Regression on lambda-returns recomputed from fresh values.
+
+    The target of s_t is the episodic lambda-return
+
+        G_t = r_t + gamma ((1 - lambda) V(s_{t+1}) + lambda G_{t+1}),
+
+    stopping at segment ends like the other estimators (no bootstrap after a
+    termination; a truncation or mid-episode cut bootstraps from V of the
+    final observation). lambda_ = 0 gives TD(0) targets and lambda_ = 1 the
+    Monte Carlo return. The targets are a function of V, so they are
+    refreshed: before steps 0, p, 2p, ... with p = `refresh_period`, V is
+    evaluated (stop-gradient) on every observation of the batch in its
+    `[B, T+1]` layout, `returns.lambda_returns` runs over the rows, and the
+    next p minibatch steps regress V(s_t) on the resulting G_t. This is the
+    forward view of TD(lambda) with targets that lag by at most p steps, all
+    inside the one jitted program (an outer `lax.scan` over refresh periods;
+    a last, shorter period when p does not divide `steps`). Reference: Sutton
+    and Barto, Reinforcement Learning: An Introduction (2nd ed.), sections
+    12.1 and 12.2.
+
+    Each refresh is one application of the lambda-return operator to the
+    current estimate, so the fit needs enough of them (`steps /
+    refresh_period`) for that fixed-point iteration to settle: fewer the
+    larger lambda_ is (lambda_ = 1 needs one), more for small lambda_ and
+    gamma near 1.
+
+    Cost and memory: the batch stays on device in its `[B, T+1]` layout too
+    (about the size of the flat observations again), and each refresh
+    evaluates the network once on all B (T + 1) observations at once. For
+    data sets much larger than `refresh_period * batch_size` transitions,
+    raise `refresh_period` so that refreshes do not dominate the run.
+
+    Args:
+      lambda_: the trace parameter in [0, 1]. The default 0.9 is a common
+        middle ground, not tuned.
+      refresh_period: minibatch steps between target refreshes, an int >= 1
+        (default 100); with `refresh_period >= steps` the targets are computed
+        once, from the initial values.
+      target_update_period: as for `TD`; with a target network the refresh
+        evaluates V with the target parameters.
+    """
+
+    def __init__(
+        self,
+        network=None,
+        optimizer=None,
+        *,
+        gamma=0.99,
+        steps=2000,
+        batch_size=128,
+        lambda_=0.9,
+        refresh_period=100,
+        target_update_period=None,
+    ):
+        self.lambda_ = _check_unit("lambda_", lambda_)
+        self.refresh_period = _check_positive_int("refresh_period", refresh_period)
+        super().__init__(
+            network, optimizer, gamma, steps, batch_size, target_update_period
+        )
+
+    def _config(self):
+        return {
+            **super()._config(),
+            "lambda_": self.lambda_,
+            "refresh_period": self.refresh_period,
+        }
+
+    def _prepare(self, trajectories):
+        return training.multistep(trajectories, self.gamma, with_layout=True)
+
+    def _refresh(self, layout, params):
+        return _lambda_targets(
+            self._net.apply, params, layout, self.gamma, self.lambda_
+        )
+
+    def _train_data(self, data):
+        return data.transitions
+
+    def _train_options(self, data):
+        return {
+            "refresh": partial(self._refresh, data.layout),
+            "refresh_period": self.refresh_period,
+        }
+
+    def _loss(self, params, batch, target_params=None):
+        # The targets were computed at the last refresh, with the target
+        # parameters where there are any.
+        batch, target = batch
+        v = self._net.apply(params, batch.obs)
+        return 0.5 * jnp.mean((v - target) ** 2), {}

@@ -20,8 +20,14 @@ need precomputed on the host:
 so that the Monte Carlo target is `mc_return + mc_discount * V(mc_boot_obs)`
 and the TD(0) target is `reward + gamma * V(next_obs)` where it bootstraps.
 
+`multistep` adds what the multi-step estimators need to the same
+transitions: the parts of the n-step target (`NStep`, per transition, so that
+G^(n)_t = `ret + discount * V(boot_obs)`), and the batch in its `[B, T(+1)]`
+layout (`Layout`) for targets recomputed on device from fresh values.
+
 `train` runs `steps` optimiser updates on minibatches sampled uniformly on
-device, inside one `lax.scan`.
+device, inside one `lax.scan`, optionally with a target network and with
+per-transition arrays refreshed every few steps.
 """
 
 from __future__ import annotations
@@ -52,6 +58,65 @@ class Transitions(NamedTuple):
     segment: jax.Array
 
 
+class NStep(NamedTuple):
+    """The parts of the n-step target of each transition, `[N]` each.
+
+    With m = min(n, steps from t to the end of its segment, counting t):
+
+      ret       sum_{k<m} gamma^k r_{t+k}
+      discount  gamma^m; 0 where the segment terminates within the window
+      boot_obs  s_{t+m}; s_t where the window ends in a terminal state
+
+    so that G^(n)_t = ret + discount * V(boot_obs), bootstrapping only where
+    discount > 0. n = 1 gives the TD(0) target, n >= the segment length the
+    Monte Carlo target.
+    """
+
+    ret: jax.Array
+    discount: jax.Array
+    boot_obs: jax.Array
+
+
+class Layout(NamedTuple):
+    """The batch in its `[B, T(+1)]` layout, for targets computed on device.
+
+    The flags are those of `returns` (time on the last axis), with every cut
+    of the return recursion (`data.segment_cuts`: flagged steps, mid-episode
+    cuts, masked steps) that is not a termination passed as truncated, so the
+    kernels stop at every segment end.
+
+      obs         [B, T+1, *obs_shape]; places no valid step reads (padding,
+                  terminal placeholders) hold a valid observation instead
+      reward      [B, T], 0 on masked steps
+      terminated  [B, T] bool
+      truncated   [B, T] bool, cut and not terminated
+      row, col    [N] int32, where each flat transition sits in the layout
+    """
+
+    obs: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    row: jax.Array
+    col: jax.Array
+
+
+class MultiStep(NamedTuple):
+    """`Transitions` with the arrays of the multi-step estimators.
+
+    `obs` is `transitions.obs`, so code that reads only the observations
+    accepts either type.
+    """
+
+    transitions: Transitions
+    n_step: NStep | None = None
+    layout: Layout | None = None
+
+    @property
+    def obs(self) -> jax.Array:
+        return self.transitions.obs
+
+
 def _obs_dtype(dtype: np.dtype) -> np.dtype:
     """Integer observations (state indices) become int32, all others float32."""
     return np.int32 if np.issubdtype(dtype, np.integer) else np.float32
@@ -74,52 +139,103 @@ def _segment_returns(rewards, terminated, truncated, *, gamma):
     return mc_return, mc_discount
 
 
-def transitions(traj: Trajectories, gamma: float) -> Transitions:
-    """Flatten the valid steps of `traj` and precompute the return parts."""
+@functools.partial(jax.jit, static_argnames=("gamma", "n"))
+def _window_returns(rewards, terminated, truncated, *, gamma, n):
+    """Discounted reward sum and discount over each step's n-step window.
+
+    The same kernel as the estimator's definition: with V = 0 it sums the
+    rewards, with r = 0 and V = 1 it gives the discount of the bootstrap
+    (0 where the window ends in a termination). Jitted like
+    `_segment_returns`.
+    """
+    zeros, ones = jnp.zeros_like(rewards), jnp.ones_like(rewards)
+    ret = returns.n_step_returns(
+        rewards, zeros, terminated, truncated, gamma=gamma, n=n
+    )
+    discount = returns.n_step_returns(
+        zeros, ones, terminated, truncated, gamma=gamma, n=n
+    )
+    return ret, discount
+
+
+class _Steps(NamedTuple):
+    """Host-side views of a validated batch shared by the builders below."""
+
+    obs: np.ndarray  # [B, T+1, ...]
+    mask: np.ndarray  # [B, T]
+    rewards: np.ndarray  # [B, T] float64, 0 on masked steps
+    terminated: np.ndarray  # [B, T]
+    cut: np.ndarray  # [B, T], data.segment_cuts
+    end: np.ndarray  # [B, T], the last step of each step's segment
+    rows: np.ndarray  # [N], the valid steps in row-major order
+    cols: np.ndarray  # [N]
+
+
+def _steps(traj: Trajectories) -> _Steps:
     traj.validate()
     if traj.num_steps == 0:
         raise ValueError(
             "fit: the trajectories hold no valid step (mask is all False)."
         )
-    obs = np.asarray(traj.observations)
     mask = np.asarray(traj.mask)
-    terminated = np.asarray(traj.terminated)
     cut = segment_cuts(traj)
     B, T = mask.shape
-
-    rewards = np.where(mask, np.asarray(traj.rewards, np.float64), 0.0)
-    mc_return, mc_discount = _segment_returns(
-        rewards, terminated, cut & ~terminated, gamma=gamma
-    )
-
     # Index of the last step of the segment each step belongs to: the first
     # cut at or after t (a reverse running minimum over the cut positions).
     steps = np.broadcast_to(np.arange(T), (B, T))
     end = np.flip(np.minimum.accumulate(np.flip(np.where(cut, steps, T), 1), 1), 1)
     rows, cols = np.nonzero(mask)
-    next_obs = obs[rows, cols + 1]
-    term = terminated[rows, cols]
-    next_obs = np.where(
-        term.reshape(-1, *[1] * (obs.ndim - 2)), obs[rows, cols], next_obs
+    return _Steps(
+        obs=np.asarray(traj.observations),
+        mask=mask,
+        rewards=np.where(mask, np.asarray(traj.rewards, np.float64), 0.0),
+        terminated=np.asarray(traj.terminated),
+        cut=cut,
+        end=end,
+        rows=rows,
+        cols=cols,
     )
-    boot_obs = obs[rows, end[rows, cols] + 1]
-    seg_term = terminated[rows, end[rows, cols]]
-    boot_obs = np.where(
-        seg_term.reshape(-1, *[1] * (obs.ndim - 2)), obs[rows, cols], boot_obs
+
+
+def _bootstrap_obs(s: _Steps, last: np.ndarray) -> np.ndarray:
+    """s_{last+1} of each transition whose window ends at step `last`; s_t
+    itself where that step is terminal (never a terminal placeholder)."""
+    obs = s.obs[s.rows, last + 1]
+    term = s.terminated[s.rows, last]
+    return np.where(
+        term.reshape(-1, *[1] * (s.obs.ndim - 2)), s.obs[s.rows, s.cols], obs
     )
+
+
+def transitions(traj: Trajectories, gamma: float) -> Transitions:
+    """Flatten the valid steps of `traj` and precompute the return parts."""
+    return _transitions(_steps(traj), gamma)
+
+
+def _transitions(s: _Steps, gamma: float) -> Transitions:
+    rows, cols, obs = s.rows, s.cols, s.obs
+    B, T = s.cut.shape
+
+    mc_return, mc_discount = _segment_returns(
+        s.rewards, s.terminated, s.cut & ~s.terminated, gamma=gamma
+    )
+    next_obs = _bootstrap_obs(s, cols)
+    end = s.end[rows, cols]
+    boot_obs = _bootstrap_obs(s, end)
+    seg_term = s.terminated[rows, end]
 
     # Segments (an episode, or the part of one inside a row) numbered 0, 1, ...
     # in row-major order: a valid step starts one when the step before it in
     # its row is a cut (flagged, masked, or absent at t = 0).
-    previous_cut = np.concatenate([np.ones((B, 1), bool), cut[:, :-1]], axis=1)
-    segment = np.cumsum((mask & previous_cut)[rows, cols]) - 1
+    previous_cut = np.concatenate([np.ones((B, 1), bool), s.cut[:, :-1]], axis=1)
+    segment = np.cumsum((s.mask & previous_cut)[rows, cols]) - 1
 
     dtype = _obs_dtype(obs.dtype)
     return Transitions(
         obs=jnp.asarray(obs[rows, cols], dtype),
-        reward=jnp.asarray(rewards[rows, cols], jnp.float32),
+        reward=jnp.asarray(s.rewards[rows, cols], jnp.float32),
         next_obs=jnp.asarray(next_obs, dtype),
-        bootstraps=jnp.asarray(~term),
+        bootstraps=jnp.asarray(~s.terminated[rows, cols]),
         mc_return=jnp.asarray(np.asarray(mc_return)[rows, cols], jnp.float32),
         mc_discount=jnp.asarray(
             np.where(seg_term, 0.0, np.asarray(mc_discount)[rows, cols]), jnp.float32
@@ -129,26 +245,114 @@ def transitions(traj: Trajectories, gamma: float) -> Transitions:
     )
 
 
-def stack(datasets: list[Transitions]) -> tuple[Transitions, jax.Array]:
+def n_step(traj: Trajectories, gamma: float, n: int) -> NStep:
+    """The n-step target parts of each valid step of `traj` (see `NStep`)."""
+    return _n_step(_steps(traj), gamma, n)
+
+
+def _n_step(s: _Steps, gamma: float, n: int) -> NStep:
+
+    ret, discount = _window_returns(
+        s.rewards, s.terminated, s.cut & ~s.terminated, gamma=gamma, n=n
+    )
+    # The window of step t stops at t + n - 1 or at its segment's end.
+    last = np.minimum(s.cols + (n - 1), s.end[s.rows, s.cols])
+    boot_obs = _bootstrap_obs(s, last)
+    ends_terminal = s.terminated[s.rows, last]
+
+    dtype = _obs_dtype(s.obs.dtype)
+    return NStep(
+        ret=jnp.asarray(np.asarray(ret)[s.rows, s.cols], jnp.float32),
+        discount=jnp.asarray(
+            np.where(ends_terminal, 0.0, np.asarray(discount)[s.rows, s.cols]),
+            jnp.float32,
+        ),
+        boot_obs=jnp.asarray(boot_obs, dtype),
+    )
+
+
+def layout(traj: Trajectories) -> Layout:
+    """The batch in its `[B, T(+1)]` layout (see `Layout`)."""
+    return _layout(_steps(traj))
+
+
+def _layout(s: _Steps) -> Layout:
+    mask = s.mask
+    B, T = mask.shape
+
+    # Observations a valid step reads: s_t, and s_{t+1} unless it is terminal.
+    # Every other place gets the first valid observation, so neither padding
+    # nor a terminal placeholder ever enters a network.
+    read = np.zeros((B, T + 1), bool)
+    read[:, :-1] |= mask
+    read[:, 1:] |= mask & ~s.terminated
+    fill = s.obs[s.rows[0], s.cols[0]]
+    obs = np.where(read.reshape(B, T + 1, *[1] * (s.obs.ndim - 2)), s.obs, fill)
+
+    return Layout(
+        obs=jnp.asarray(obs, _obs_dtype(s.obs.dtype)),
+        reward=jnp.asarray(s.rewards, jnp.float32),
+        terminated=jnp.asarray(s.terminated & mask),
+        truncated=jnp.asarray(s.cut & ~(s.terminated & mask)),
+        row=jnp.asarray(s.rows, jnp.int32),
+        col=jnp.asarray(s.cols, jnp.int32),
+    )
+
+
+def multistep(
+    traj: Trajectories, gamma: float, *, n: int | None = None, with_layout=False
+) -> MultiStep:
+    """`transitions(traj, gamma)` with the n-step parts (when `n` is given)
+    and the `[B, T(+1)]` layout (when `with_layout`)."""
+    s = _steps(traj)
+    return MultiStep(
+        transitions=_transitions(s, gamma),
+        n_step=None if n is None else _n_step(s, gamma, n),
+        layout=_layout(s) if with_layout else None,
+    )
+
+
+def _pad_layout(lay: Layout, rows: int, steps: int) -> Layout:
+    """Pad a layout to `[rows, steps]` with masked steps (cuts, reward 0)."""
+    b, t = lay.reward.shape
+    grow = [(0, rows - b), (0, steps - t)]
+    obs_pad = grow + [(0, 0)] * (lay.obs.ndim - 2)
+    return lay._replace(
+        obs=jnp.pad(lay.obs, obs_pad, mode="edge"),
+        reward=jnp.pad(lay.reward, grow),
+        terminated=jnp.pad(lay.terminated, grow, constant_values=False),
+        truncated=jnp.pad(lay.truncated, grow, constant_values=True),
+    )
+
+
+def stack(datasets: list[Any]) -> tuple[Any, jax.Array]:
     """Stack several datasets on a new leading axis, padded to equal length.
 
-    Returns the stacked transitions and the number of real transitions of
-    each dataset `[D]`. Padding repeats a dataset's first transitions; `train`
-    never samples it because it draws indices below the count.
+    A dataset is a `Transitions`, or a `MultiStep`. Returns the stacked data
+    and the number of real transitions of each dataset `[D]`. Padding repeats
+    a dataset's first transitions; `train` never samples it because it draws
+    indices below the count. Layouts are padded to the largest `[B, T]` with
+    masked steps, which no transition reads.
     """
-    counts = [int(d.reward.shape[0]) for d in datasets]
-    n = max(counts)
+    counts = [int(d.obs.shape[0]) for d in datasets]
+    if isinstance(datasets[0], MultiStep) and datasets[0].layout is not None:
+        rows = max(d.layout.reward.shape[0] for d in datasets)
+        steps = max(d.layout.reward.shape[1] for d in datasets)
+        datasets = [
+            d._replace(layout=_pad_layout(d.layout, rows, steps)) for d in datasets
+        ]
 
-    def pad(x):
+    def pad(x, n):
         reps = -(-n // x.shape[0])
         return jnp.concatenate([x] * reps)[:n]
 
-    padded = [jax.tree_util.tree_map(pad, d) for d in datasets]
+    sizes = jax.tree_util.tree_map(lambda *xs: max(x.shape[0] for x in xs), *datasets)
+    padded = [jax.tree_util.tree_map(pad, d, sizes) for d in datasets]
     stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *padded)
     return stacked, jnp.asarray(counts, jnp.int32)
 
 
-LossFn = Callable[[Any, Transitions], tuple[jax.Array, Any]]
+LossFn = Callable[..., tuple[jax.Array, Any]]
 
 
 def train(
@@ -161,6 +365,9 @@ def train(
     steps: int,
     batch_size: int,
     count: jax.Array | int | None = None,
+    target_update_period: int | None = None,
+    refresh: Callable[[Any], Any] | None = None,
+    refresh_period: int | None = None,
 ) -> tuple[Any, dict[str, jax.Array]]:
     """Run `steps` updates of `loss_fn` on uniform minibatches, in one scan.
 
@@ -170,18 +377,76 @@ def train(
     `loss_fn(params, batch) -> (loss, aux)` where `aux` is a dict of scalars
     traced per step. Returns the final parameters and a history dict with
     `loss` `[steps]` and each entry of `aux` `[steps]`.
+
+    Target network: with `target_update_period=k`, a copy of the parameters
+    rides in the scan state, set to the current parameters before every step
+    i with i % k == 0 (so it starts at the initial parameters, and k = 1
+    bootstraps from the current parameters as without a target network);
+    `loss_fn` is then called as `loss_fn(params, batch, target_params)`.
+
+    Refresh: with `refresh` and `refresh_period=p`, before steps 0, p, 2p, ...
+    `extra = refresh(bootstrap_params)` (the target parameters if there are
+    any, else the current ones) recomputes a pytree of per-transition arrays,
+    and the minibatches of the next p steps are `(batch, extra[idx])`. The
+    steps run as an outer `lax.scan` over refresh periods around the inner
+    scan of minibatch steps; a last, shorter period takes the remainder when
+    p does not divide `steps`.
     """
     n = jax.tree_util.tree_leaves(data)[0].shape[0] if count is None else count
+    use_target = target_update_period is not None
 
-    def step(carry, step_key):
-        params, opt_state = carry
+    def bootstrap_params(i, params, target):
+        """The target parameters at step i, after that step's copy."""
+        copy = i % target_update_period == 0
+        return jax.tree_util.tree_map(
+            lambda p, t: jnp.where(copy, p, t), params, target
+        )
+
+    def step(extra, carry, x):
+        params, opt_state, target = carry
+        i, step_key = x
         idx = jax.random.randint(step_key, (batch_size,), 0, n)
-        batch = jax.tree_util.tree_map(lambda x: x[idx], data)
-        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch)
+        sampled = data if extra is None else (data, extra)
+        batch = jax.tree_util.tree_map(lambda x: x[idx], sampled)
+        args = (params, batch)
+        if use_target:
+            target = bootstrap_params(i, params, target)
+            args = (params, batch, target)
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(*args)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        return (params, opt_state), {"loss": loss, **aux}
+        return (params, opt_state, target), {"loss": loss, **aux}
+
+    def period(carry, xs):
+        """Refresh (if asked), then one scan over the steps of `xs`."""
+        extra = None
+        if refresh is not None:
+            params, _, target = carry
+            first = xs[0][0]
+            boot = bootstrap_params(first, params, target) if use_target else params
+            extra = refresh(boot)
+        return jax.lax.scan(functools.partial(step, extra), carry, xs)
 
     keys = jax.random.split(key, steps)
-    (params, _), history = jax.lax.scan(step, (params, optimizer.init(params)), keys)
-    return params, history
+    xs = (jnp.arange(steps), keys)
+    carry = (params, optimizer.init(params), params if use_target else None)
+    if refresh is None:
+        (params, _, _), history = period(carry, xs)
+        return params, history
+
+    full, rest = divmod(steps, refresh_period)
+    parts = []
+    if full:
+        head = jax.tree_util.tree_map(
+            lambda x: x[: full * refresh_period].reshape(full, refresh_period), xs
+        )
+        carry, history = jax.lax.scan(period, carry, head)
+        parts.append(
+            jax.tree_util.tree_map(lambda h: h.reshape(-1, *h.shape[2:]), history)
+        )
+    if rest:
+        tail = jax.tree_util.tree_map(lambda x: x[full * refresh_period :], xs)
+        carry, history = period(carry, tail)
+        parts.append(history)
+    history = jax.tree_util.tree_map(lambda *hs: jnp.concatenate(hs), *parts)
+    return carry[0], history

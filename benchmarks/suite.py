@@ -27,7 +27,13 @@ import optax
 import adaptive_td as atd
 from adaptive_td import envs, networks
 
-KINDS = {"td": "TD", "mc": "MonteCarlo", "adaptive_td": "AdaptiveTD"}
+KINDS = {
+    "td": "TD",
+    "mc": "MonteCarlo",
+    "n_step": "NStepTD",
+    "td_lambda": "TDLambda",
+    "adaptive_td": "AdaptiveTD",
+}
 _TOP_KEYS = ("description", "seeds", "training", "tasks", "methods")
 _TRAINING_KEYS = {"hidden_sizes", "learning_rate", "steps", "batch_size"}
 # Estimator arguments the suite sets for every method: the network, optimizer,

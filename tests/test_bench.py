@@ -225,7 +225,7 @@ def _quick_with(*edits):
             ("methods", 0, "ensemble_size"),
             3,
             r"methods\[0\]: unknown option\(s\) "
-            "'ensemble_size' for kind 'td'; allowed: none",
+            "'ensemble_size' for kind 'td'; allowed: target_update_period",
         ),
         (
             ("methods", 2, "interval_width"),
