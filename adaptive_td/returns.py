@@ -34,6 +34,8 @@ runs in at least float32, so a ``gamma`` such as 0.999 is never rounded to the
 precision of half-precision rewards.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -44,6 +46,14 @@ __all__ = [
     "n_step_returns",
     "td_targets",
 ]
+
+_METHODS = ("auto", "sequential", "associative")
+
+# On CPU "auto" always takes the sequential scan (measured faster at every
+# length, see ``lambda_returns``). Elsewhere it takes the associative scan from
+# this many steps on: an estimate, not measured, as no GPU or TPU was at hand;
+# it goes once a timing on an accelerator replaces it.
+_ACCELERATOR_MIN_STEPS = 32
 
 
 def td_targets(r_t, v_t, terminated_t, truncated_t, *, gamma):
@@ -124,31 +134,47 @@ def n_step_returns(r_t, v_t, terminated_t, truncated_t, *, gamma, n):
 
     # Windows never run past the last row, so n > T does the same as n = T.
     num_steps = int(min(n, r.shape[-1]))
-
-    def lengthen(_, g_shorter):
-        # Row T - 1 is always a cut, so the value shifted in there is never read.
-        g_next = jnp.concatenate([g_shorter[..., 1:], boot[..., -1:]], axis=-1)
-        return r + g * jnp.where(cut, boot, g_next)
-
-    g_one = r + g * boot
-    returns = jax.lax.fori_loop(0, max(num_steps - 1, 0), lengthen, g_one)
-    return returns.astype(out_dtype)
+    return _n_step_loop(r, boot, cut, g, num_steps=num_steps).astype(out_dtype)
 
 
-def lambda_returns(r_t, v_t, terminated_t, truncated_t, *, gamma, lambda_):
+def lambda_returns(
+    r_t, v_t, terminated_t, truncated_t, *, gamma, lambda_, method="auto"
+):
     """Compute lambda-returns that stop at episode ends.
 
     G_t = r_t + gamma_t * (boot_t if cut_t
                            else (1 - lambda_t) * v_t + lambda_t * G_{t+1}),
 
-    computed backwards in time with ``jax.lax.scan(reverse=True)``. On a
-    terminated row G_t = r_t exactly: neither v_t nor G_{t+1} enters it.
-    ``lambda_=0`` gives TD(0) targets and ``lambda_=1`` gives Monte Carlo
-    returns (``discounted_returns``); both ends are selected exactly, so they
-    match those kernels even where the unused term is NaN. This is the
-    episodic, truncated lambda-return of Sutton and Barto, Reinforcement
-    Learning: An Introduction, 2nd ed., ch. 12 (eqs. 12.2-12.3 and 12.9), in its
-    recursive form, with a cut row playing the role of the horizon.
+    computed backwards in time. On a terminated row G_t = r_t exactly: neither
+    v_t nor G_{t+1} enters it. ``lambda_=0`` gives TD(0) targets and
+    ``lambda_=1`` gives Monte Carlo returns (``discounted_returns``); both ends
+    are selected exactly, so they match those kernels even where the unused
+    term is NaN. This is the episodic, truncated lambda-return of Sutton and
+    Barto, Reinforcement Learning: An Introduction, 2nd ed., ch. 12 (eqs.
+    12.2-12.3 and 12.9), in its recursive form, with a cut row playing the role
+    of the horizon.
+
+    Two ways to solve it give the same returns up to rounding. Both read the
+    recursion as an affine map per row, G_t = a_t + b_t * G_{t+1}, with
+    a_t = r_t + gamma_t * boot_t and b_t = 0 on a cut row, and
+    a_t = r_t + gamma_t * (1 - lambda_t) * v_t and b_t = gamma_t * lambda_t
+    elsewhere; where b_t = 0, G_{t+1} is selected away, never multiplied by 0.
+
+    - ``"sequential"``: ``jax.lax.scan(reverse=True)``, one row per step, with
+      a compensation term (Knuth's two-sum) in the carry. Undiscounted float32
+      returns over T = 10**6 uniform rewards keep a relative error of about
+      1e-8 in G_0; a plain float32 recursion errs by 2e-6 to 1e-4 (1e-5
+      typical).
+    - ``"associative"``: ``jax.lax.associative_scan`` composing the maps
+      pairwise in reverse, log2(T) levels deep; about 5e-8 in the same test.
+    - ``"auto"`` (default): ``"sequential"`` on CPU. Measured on a 2-core CPU
+      (JAX 0.10.2, float32, after compilation), the sequential scan was the
+      faster at every size tried, T = 16 .. 10**6 and 1 .. 4096 rows: one row
+      of T = 10**6 took 10 ms against 13 ms, 16 rows of 10**5 took 11 ms
+      against 20 ms, and it compiled in 0.1 s against 3 s. There is no
+      crossover on CPU. On GPU and TPU, where each scan step costs a loop
+      iteration, ``"auto"`` takes ``"associative"`` from T >= 32 (an estimate,
+      not a measurement).
 
     Args:
       r_t: rewards, shape [..., T], for rows t = 0 .. T-1 (bool, int or float).
@@ -159,6 +185,8 @@ def lambda_returns(r_t, v_t, terminated_t, truncated_t, *, gamma, lambda_):
       gamma: discount in [0, 1], a scalar or an array broadcastable to [..., T].
       lambda_: trace parameter in [0, 1], a scalar or an array broadcastable to
         [..., T]; ``lambda_[..., t]`` weighs G_{t+1} against v_t at row t.
+      method: ``"auto"``, ``"sequential"`` or ``"associative"``, how the
+        recursion is solved (see above); a Python string, static under jit.
 
     Returns:
       Returns G_t, shape [..., T], floating dtype (see the module docstring).
@@ -174,11 +202,12 @@ def lambda_returns(r_t, v_t, terminated_t, truncated_t, *, gamma, lambda_):
     r, boot, cut, out_dtype = _prepare(fn, r_t, v_t, terminated_t, truncated_t)
     g = _rate(fn, "gamma", gamma, r.shape, r.dtype)
     lam = _rate(fn, "lambda_", lambda_, r.shape, r.dtype)
+    method = _check_method(fn, method, r.shape[-1])
 
-    return _lambda_scan(r, boot, cut, g, lam).astype(out_dtype)
+    return _lambda_scan(r, boot, cut, g, lam, method=method).astype(out_dtype)
 
 
-def discounted_returns(r_t, v_t, terminated_t, truncated_t, *, gamma):
+def discounted_returns(r_t, v_t, terminated_t, truncated_t, *, gamma, method="auto"):
     """Compute discounted Monte Carlo returns, bootstrapping only at cuts.
 
     G_t = r_t + gamma_t * (boot_t if cut_t else G_{t+1}).
@@ -187,7 +216,9 @@ def discounted_returns(r_t, v_t, terminated_t, truncated_t, *, gamma):
     last row bootstraps from it, and a terminated row adds nothing after r_t.
     This is ``lambda_returns`` with ``lambda_=1`` and ``n_step_returns`` with
     ``n >= T``. Reference: Sutton and Barto, Reinforcement Learning: An
-    Introduction, 2nd ed., ch. 5 and 12 (the lambda = 1 case).
+    Introduction, 2nd ed., ch. 5 and 12 (the lambda = 1 case). ``method``
+    chooses between a sequential and an associative scan as in
+    ``lambda_returns``, which documents their speed and float32 accuracy.
 
     Args:
       r_t: rewards, shape [..., T], for rows t = 0 .. T-1 (bool, int or float).
@@ -196,6 +227,8 @@ def discounted_returns(r_t, v_t, terminated_t, truncated_t, *, gamma):
       terminated_t: bool [..., T]; s_{t+1} is terminal.
       truncated_t: bool [..., T]; the episode was cut after row t.
       gamma: discount in [0, 1], a scalar or an array broadcastable to [..., T].
+      method: ``"auto"``, ``"sequential"`` or ``"associative"`` (see
+        ``lambda_returns``); a Python string, static under jit.
 
     Returns:
       Returns G_t, shape [..., T], floating dtype (see the module docstring).
@@ -210,36 +243,120 @@ def discounted_returns(r_t, v_t, terminated_t, truncated_t, *, gamma):
     fn = "discounted_returns"
     r, boot, cut, out_dtype = _prepare(fn, r_t, v_t, terminated_t, truncated_t)
     g = _rate(fn, "gamma", gamma, r.shape, r.dtype)
+    method = _check_method(fn, method, r.shape[-1])
 
     lam = jnp.ones(r.shape, r.dtype)
-    return _lambda_scan(r, boot, cut, g, lam).astype(out_dtype)
+    return _lambda_scan(r, boot, cut, g, lam, method=method).astype(out_dtype)
 
 
-def _lambda_step(g_next, x):
-    """One backward step of the lambda-return recursion."""
-    r, boot, cut, g, lam = x
-    # Select before any arithmetic: whatever lies past a cut (NaN padding
-    # included) stays out of both the value and its gradients.
-    g_next = jnp.where(cut, boot, g_next)
-    mixed = jnp.where(
-        lam == 1,
-        g_next,
-        jnp.where(lam == 0, boot, (1 - lam) * boot + lam * g_next),
+@functools.partial(jax.jit, static_argnames="num_steps")
+def _n_step_loop(r, boot, cut, g, *, num_steps):
+    """Lengthen one-step returns into ``num_steps``-step returns.
+
+    Jitted so that eager calls compile once per shape, dtype and window length.
+    """
+
+    def lengthen(_, g_shorter):
+        # Row T - 1 is always a cut, so the value shifted in there is never read.
+        g_next = jnp.concatenate([g_shorter[..., 1:], boot[..., -1:]], axis=-1)
+        return r + g * jnp.where(cut, boot, g_next)
+
+    g_one = r + g * boot
+    return jax.lax.fori_loop(0, max(num_steps - 1, 0), lengthen, g_one)
+
+
+def _affine_terms(r, boot, cut, g, lam):
+    """Write the lambda-return recursion as G_t = a_t + b_t * G_{t+1}.
+
+    a_t = r_t + gamma_t * boot_t and b_t = 0 on a cut row; elsewhere
+    a_t = r_t + gamma_t * (1 - lambda_t) * boot_t and b_t = gamma_t * lambda_t.
+    Both are built by selection, so b_t is exactly 0 at a cut and a value that
+    is not read (boot_t inside an episode when lambda_t = 1) never enters a_t.
+    """
+    weighted = jnp.where(lam == 1, jnp.zeros_like(boot), (1 - lam) * boot)
+    a = r + g * jnp.where(cut, boot, weighted)
+    b = jnp.where(cut, jnp.zeros_like(g), g * lam)
+    return a, b
+
+
+def _sequential_step(carry, x):
+    """One backward step of G_t = a_t + b_t * G_{t+1}, compensated.
+
+    The carry holds G_{t+1} as an unevaluated sum s + c, where c collects the
+    rounding error of each addition (Knuth's two-sum). Where b_t = 0, G_{t+1}
+    is selected away before any arithmetic, so a NaN or inf past a cut stays
+    out of both the value and its gradients.
+    """
+    s, c = carry
+    a, b = x
+    read = b != 0
+    s = jnp.where(read, s, jnp.zeros_like(s))
+    c = jnp.where(read, c, jnp.zeros_like(c))
+
+    scaled = b * s
+    total = a + scaled
+    a_part = total - scaled
+    error = (a - a_part) + (scaled - (total - a_part))
+    c = jnp.where(jnp.isfinite(total), error + b * c, jnp.zeros_like(c))
+    return (total, c), total + c
+
+
+def _sequential(a, b):
+    """Solve the recursion with ``lax.scan(reverse=True)`` over the last axis."""
+    xs = (jnp.moveaxis(a, -1, 0), jnp.moveaxis(b, -1, 0))
+    init = (jnp.zeros(a.shape[:-1], a.dtype), jnp.zeros(a.shape[:-1], a.dtype))
+    _, returns = jax.lax.scan(_sequential_step, init, xs, reverse=True)
+    return jnp.moveaxis(returns, 0, -1)
+
+
+def _compose(later, earlier):
+    """Compose two affine maps: x -> a_e + b_e * (a_l + b_l * x).
+
+    Selection, not multiplication: where b_e = 0 the later map is dropped, so
+    NaN or inf from past a cut cannot reach the result (0 * NaN would).
+    """
+    a_l, b_l = later
+    a_e, b_e = earlier
+    read = b_e != 0
+    a_l = jnp.where(read, a_l, jnp.zeros_like(a_l))
+    b_l = jnp.where(read, b_l, jnp.zeros_like(b_l))
+    return a_e + b_e * a_l, b_e * b_l
+
+
+def _associative(a, b):
+    """Solve the recursion with ``lax.associative_scan`` over the last axis.
+
+    G_t is the composition of the maps of rows t .. T-1 applied to 0; b is 0 on
+    the last row (always a cut), so that composition's offset is G_t.
+    """
+    returns, _ = jax.lax.associative_scan(
+        _compose, (a, b), reverse=True, axis=a.ndim - 1
     )
-    g_t = r + g * jnp.where(cut, boot, mixed)
-    return g_t, g_t
+    return returns
 
 
-@jax.jit
-def _lambda_scan(r, boot, cut, g, lam):
+@functools.partial(jax.jit, static_argnames="method")
+def _lambda_scan(r, boot, cut, g, lam, *, method):
     """Run the lambda-return recursion backwards over the last axis.
 
-    Jitted so that eager calls compile once per shape and dtype.
+    Jitted so that eager calls compile once per shape, dtype and method.
     """
-    xs = tuple(jnp.moveaxis(x, -1, 0) for x in (r, boot, cut, g, lam))
-    init = jnp.zeros(r.shape[:-1], r.dtype)
-    _, returns = jax.lax.scan(_lambda_step, init, xs, reverse=True)
-    return jnp.moveaxis(returns, 0, -1)
+    a, b = _affine_terms(r, boot, cut, g, lam)
+    if method == "associative":
+        return _associative(a, b)
+    return _sequential(a, b)
+
+
+def _check_method(fn, method, num_steps):
+    """Validate ``method``; resolve "auto" from the number of steps."""
+    if not isinstance(method, str) or method not in _METHODS:
+        allowed = ", ".join(repr(m) for m in _METHODS)
+        raise ValueError(f"{fn}: method must be one of {allowed}, got {method!r}.")
+    if method == "auto":
+        if jax.default_backend() == "cpu" or num_steps < _ACCELERATOR_MIN_STEPS:
+            return "sequential"
+        return "associative"
+    return method
 
 
 def _prepare(fn, r_t, v_t, terminated_t, truncated_t):
