@@ -117,7 +117,7 @@ class AdaptiveTD(_Estimator):
        constant (`networks.tabular`, `networks.linear`) differs across
        members through its minibatches only, unless `bootstrap=True`.
        `schedule="concurrent"` trains the members alongside the TD network
-       instead, all on the same minibatches, the interval read from the
+       instead, each on its own minibatches, the interval read from the
        current members at every step.
     2. For a state s, mu(s) and sigma(s) are the mean and standard deviation
        (ddof=1, the unbiased sample variance) of the members' values, and
@@ -318,18 +318,22 @@ class AdaptiveTD(_Estimator):
         return (params, ens_params), history
 
     def _fit_concurrent(self, member_keys, weights, init_key, train_key, data, count):
-        """Members and TD network updated together on shared minibatches."""
+        """Members and TD network updated together, each step on K + 1
+        independent minibatches: one per member, and one for the TD network
+        (whose interval is read from the current members)."""
         ens_params = jax.vmap(lambda k: self._init(k, data))(member_keys)
+        k = self.ensemble_size
 
         def loss(params, batch):
             td_params, ens_params = params
+            # batch: [K + 1, batch_size, ...]; weights [K + 1, batch_size, K].
             batch, weights = batch
-            # weights: [batch, K] after minibatch indexing.
-            member_losses = jax.vmap(self._member_loss, in_axes=(0, None, 1))(
-                ens_params, batch, weights
-            )
-            extra = self._ensemble_targets(ens_params, batch)
-            td_loss, aux = self._td_loss(td_params, batch, *extra)
+            members = jax.tree_util.tree_map(lambda x: x[:k], batch)
+            own = jnp.diagonal(weights[:k], axis1=0, axis2=2).T  # [K, batch_size]
+            member_losses = jax.vmap(self._member_loss)(ens_params, members, own)
+            td_batch = jax.tree_util.tree_map(lambda x: x[k], batch)
+            extra = self._ensemble_targets(ens_params, td_batch)
+            td_loss, aux = self._td_loss(td_params, td_batch, *extra)
             return td_loss + member_losses.sum(), {
                 **aux,
                 "td_loss": td_loss,
@@ -345,6 +349,7 @@ class AdaptiveTD(_Estimator):
             steps=self.steps,
             batch_size=self.batch_size,
             count=count,
+            groups=k + 1,
         )
         # Report the TD loss as the loss, like the sequential schedule, and
         # the members' losses as [K, steps].

@@ -19,7 +19,10 @@ cut the return recursion. Both flags on one step mean termination. The last
 valid step of a segment with neither flag was cut mid-episode and bootstraps
 from the state after it. A masked step in the middle of a row must directly
 follow a flagged step (or another masked step); anything else is ambiguous and
-rejected.
+rejected. A valid step may directly follow a terminated step (the terminal
+observation is never read, so s_{t+1} is the next episode's first state), but
+not a truncated one, whose s_{t+1} is the final observation to bootstrap from:
+a masked reset row must come between.
 
 Validation runs on the host with NumPy (`Trajectories.validate`); it is called
 by the constructors here and by every estimator's `fit`, never inside jit.
@@ -337,6 +340,23 @@ class Trajectories:
                     f"Trajectories: observations[{b}, {t}] holds NaN or inf and is "
                     "used by a valid step; observations must be finite there."
                 )
+        # After a truncation, s_{t+1} is the final observation the return
+        # bootstraps from; it cannot also start the next episode.
+        bad = np.argwhere(
+            np.asarray(self.truncated)[:, :-1]
+            & ~terminated[:, :-1]
+            & mask[:, :-1]
+            & mask[:, 1:]
+        )
+        if bad.size:
+            b, t = bad[0]
+            raise ValueError(
+                f"Trajectories: row {b} step {t} is truncated and step {t + 1} is "
+                f"valid, so observations[{b}, {t + 1}] would be both the final "
+                "observation to bootstrap from and the next episode's first "
+                "state. Put a masked reset row after the truncated step (the "
+                "layout of Gymnasium's next-step autoreset) or start a new row."
+            )
         # A masked step followed later by a valid one must follow a flag or
         # another masked step (or start the row).
         valid_later = np.flip(np.cumsum(np.flip(mask, 1), 1), 1) > 0

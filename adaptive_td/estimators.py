@@ -264,12 +264,18 @@ class _Estimator:
                         f"{datasets[0].obs.shape[1:]} and {datasets[0].obs.dtype}. "
                         "All batches of one fit must match."
                     )
-            data, counts = training.stack(datasets)
+            length = max(t.batch_size * t.horizon for t in trajectories)
+            data, counts = training.stack(datasets, length)
             out = self._fit_datasets(keys, data, counts)
             data = datasets[0]
         else:
+            # Padded to B * T transitions, so that batches of one shape share
+            # one compiled program whatever their masks.
             data = self._transitions(trajectories)
-            out = self._fit_seeds(keys, data, None)
+            length = trajectories.batch_size * trajectories.horizon
+            padded, counts = training.stack([data], length)
+            padded = jax.tree_util.tree_map(lambda x: x[0], padded)
+            out = self._fit_seeds(keys, padded, counts[0])
         out = jax.tree_util.tree_map(lambda x: x if batched else x[0], out)
         return self._value_function(out, data, num_seeds=len(keys) if batched else None)
 

@@ -361,12 +361,17 @@ def _check_method(fn, method, num_steps):
 
 def _prepare(fn, r_t, v_t, terminated_t, truncated_t):
     """Check the four arrays; return rewards, bootstraps, cuts, output dtype."""
-    arrays = {
-        "r_t": jnp.asarray(r_t),
-        "v_t": jnp.asarray(v_t),
-        "terminated_t": jnp.asarray(terminated_t),
-        "truncated_t": jnp.asarray(truncated_t),
-    }
+    arrays = {}
+    given = {"r_t": r_t, "v_t": v_t, "terminated_t": terminated_t}
+    for name, value in {**given, "truncated_t": truncated_t}.items():
+        try:
+            arrays[name] = jnp.asarray(value)
+        except TypeError:
+            kind = getattr(np.asarray(value), "dtype", type(value))
+            raise ValueError(
+                f"{fn}: {name} has dtype {kind}; expected an array of numbers "
+                "(bool flags for terminated_t and truncated_t)."
+            ) from None
     shapes = {name: x.shape for name, x in arrays.items()}
     if len(set(shapes.values())) > 1:
         given = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
@@ -428,7 +433,7 @@ def _rate(fn, name, x, shape, dtype):
     ):
         raise ValueError(
             f"{fn}: {name} must be a real number in [0, 1] or an array of them, "
-            f"got dtype {x_dtype}."
+            f"got {name}={x!r} of dtype {x_dtype}."
         )
     try:
         broadcast = np.broadcast_shapes(x_shape, shape)

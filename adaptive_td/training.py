@@ -46,7 +46,11 @@ from adaptive_td.data import Trajectories, segment_cuts
 
 
 class Transitions(NamedTuple):
-    """Valid steps of a batch, flattened; see the module docstring."""
+    """Valid steps of a batch, flattened; see the module docstring.
+
+    Built on the host as NumPy arrays; they reach the device as arguments of
+    the jitted fit, so preparing data compiles nothing.
+    """
 
     obs: jax.Array
     reward: jax.Array
@@ -232,16 +236,16 @@ def _transitions(s: _Steps, gamma: float) -> Transitions:
 
     dtype = _obs_dtype(obs.dtype)
     return Transitions(
-        obs=jnp.asarray(obs[rows, cols], dtype),
-        reward=jnp.asarray(s.rewards[rows, cols], jnp.float32),
-        next_obs=jnp.asarray(next_obs, dtype),
-        bootstraps=jnp.asarray(~s.terminated[rows, cols]),
-        mc_return=jnp.asarray(np.asarray(mc_return)[rows, cols], jnp.float32),
-        mc_discount=jnp.asarray(
-            np.where(seg_term, 0.0, np.asarray(mc_discount)[rows, cols]), jnp.float32
+        obs=np.asarray(obs[rows, cols], dtype),
+        reward=np.asarray(s.rewards[rows, cols], np.float32),
+        next_obs=np.asarray(next_obs, dtype),
+        bootstraps=np.asarray(~s.terminated[rows, cols]),
+        mc_return=np.asarray(np.asarray(mc_return)[rows, cols], np.float32),
+        mc_discount=np.asarray(
+            np.where(seg_term, 0.0, np.asarray(mc_discount)[rows, cols]), np.float32
         ),
-        mc_boot_obs=jnp.asarray(boot_obs, dtype),
-        segment=jnp.asarray(segment, jnp.int32),
+        mc_boot_obs=np.asarray(boot_obs, dtype),
+        segment=np.asarray(segment, np.int32),
     )
 
 
@@ -262,12 +266,12 @@ def _n_step(s: _Steps, gamma: float, n: int) -> NStep:
 
     dtype = _obs_dtype(s.obs.dtype)
     return NStep(
-        ret=jnp.asarray(np.asarray(ret)[s.rows, s.cols], jnp.float32),
-        discount=jnp.asarray(
+        ret=np.asarray(np.asarray(ret)[s.rows, s.cols], np.float32),
+        discount=np.asarray(
             np.where(ends_terminal, 0.0, np.asarray(discount)[s.rows, s.cols]),
-            jnp.float32,
+            np.float32,
         ),
-        boot_obs=jnp.asarray(boot_obs, dtype),
+        boot_obs=np.asarray(boot_obs, dtype),
     )
 
 
@@ -290,12 +294,12 @@ def _layout(s: _Steps) -> Layout:
     obs = np.where(read.reshape(B, T + 1, *[1] * (s.obs.ndim - 2)), s.obs, fill)
 
     return Layout(
-        obs=jnp.asarray(obs, _obs_dtype(s.obs.dtype)),
-        reward=jnp.asarray(s.rewards, jnp.float32),
-        terminated=jnp.asarray(s.terminated & mask),
-        truncated=jnp.asarray(s.cut & ~(s.terminated & mask)),
-        row=jnp.asarray(s.rows, jnp.int32),
-        col=jnp.asarray(s.cols, jnp.int32),
+        obs=np.asarray(obs, _obs_dtype(s.obs.dtype)),
+        reward=np.asarray(s.rewards, np.float32),
+        terminated=np.asarray(s.terminated & mask),
+        truncated=np.asarray(s.cut & ~(s.terminated & mask)),
+        row=np.asarray(s.rows, np.int32),
+        col=np.asarray(s.cols, np.int32),
     )
 
 
@@ -318,23 +322,27 @@ def _pad_layout(lay: Layout, rows: int, steps: int) -> Layout:
     grow = [(0, rows - b), (0, steps - t)]
     obs_pad = grow + [(0, 0)] * (lay.obs.ndim - 2)
     return lay._replace(
-        obs=jnp.pad(lay.obs, obs_pad, mode="edge"),
-        reward=jnp.pad(lay.reward, grow),
-        terminated=jnp.pad(lay.terminated, grow, constant_values=False),
-        truncated=jnp.pad(lay.truncated, grow, constant_values=True),
+        obs=np.pad(lay.obs, obs_pad, mode="edge"),
+        reward=np.pad(lay.reward, grow),
+        terminated=np.pad(lay.terminated, grow, constant_values=False),
+        truncated=np.pad(lay.truncated, grow, constant_values=True),
     )
 
 
-def stack(datasets: list[Any]) -> tuple[Any, jax.Array]:
+def stack(datasets: list[Any], length: int = 0) -> tuple[Any, jax.Array]:
     """Stack several datasets on a new leading axis, padded to equal length.
 
     A dataset is a `Transitions`, or a `MultiStep`. Returns the stacked data
-    and the number of real transitions of each dataset `[D]`. Padding repeats
-    a dataset's first transitions; `train` never samples it because it draws
+    and the number of real transitions of each dataset `[D]`. The transitions
+    are padded to the largest count, or to `length` if that is larger (the
+    estimators pass B * T, so that the compiled program depends on the
+    batch's shape, not on how many of its steps are valid). Padding repeats a
+    dataset's first transitions; `train` never samples it because it draws
     indices below the count. Layouts are padded to the largest `[B, T]` with
     masked steps, which no transition reads.
     """
     counts = [int(d.obs.shape[0]) for d in datasets]
+    size = max(max(counts), length)
     if isinstance(datasets[0], MultiStep) and datasets[0].layout is not None:
         rows = max(d.layout.reward.shape[0] for d in datasets)
         steps = max(d.layout.reward.shape[1] for d in datasets)
@@ -342,14 +350,26 @@ def stack(datasets: list[Any]) -> tuple[Any, jax.Array]:
             d._replace(layout=_pad_layout(d.layout, rows, steps)) for d in datasets
         ]
 
-    def pad(x, n):
-        reps = -(-n // x.shape[0])
-        return jnp.concatenate([x] * reps)[:n]
+    def pad(x):
+        reps = -(-size // x.shape[0])
+        return np.concatenate([x] * reps)[:size]
 
-    sizes = jax.tree_util.tree_map(lambda *xs: max(x.shape[0] for x in xs), *datasets)
-    padded = [jax.tree_util.tree_map(pad, d, sizes) for d in datasets]
-    stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *padded)
-    return stacked, jnp.asarray(counts, jnp.int32)
+    def pad_flat(d):
+        """Pad the per-transition arrays `[N]`, leaving the layout's `[B, T]`."""
+        if not isinstance(d, MultiStep):
+            return jax.tree_util.tree_map(pad, d)
+        layout = d.layout
+        if layout is not None:
+            layout = layout._replace(row=pad(layout.row), col=pad(layout.col))
+        return d._replace(
+            transitions=jax.tree_util.tree_map(pad, d.transitions),
+            n_step=jax.tree_util.tree_map(pad, d.n_step),
+            layout=layout,
+        )
+
+    padded = [pad_flat(d) for d in datasets]
+    stacked = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *padded)
+    return stacked, np.asarray(counts, np.int32)
 
 
 LossFn = Callable[..., tuple[jax.Array, Any]]
@@ -368,6 +388,7 @@ def train(
     target_update_period: int | None = None,
     refresh: Callable[[Any], Any] | None = None,
     refresh_period: int | None = None,
+    groups: int | None = None,
 ) -> tuple[Any, dict[str, jax.Array]]:
     """Run `steps` updates of `loss_fn` on uniform minibatches, in one scan.
 
@@ -391,6 +412,10 @@ def train(
     steps run as an outer `lax.scan` over refresh periods around the inner
     scan of minibatch steps; a last, shorter period takes the remainder when
     p does not divide `steps`.
+
+    Groups: with `groups=g`, each step draws g independent minibatches and
+    every array of the batch gets a leading axis `[g, batch_size, ...]` (for
+    several networks trained side by side on their own minibatches).
     """
     n = jax.tree_util.tree_leaves(data)[0].shape[0] if count is None else count
     use_target = target_update_period is not None
@@ -405,7 +430,8 @@ def train(
     def step(extra, carry, x):
         params, opt_state, target = carry
         i, step_key = x
-        idx = jax.random.randint(step_key, (batch_size,), 0, n)
+        shape = (batch_size,) if groups is None else (groups, batch_size)
+        idx = jax.random.randint(step_key, shape, 0, n)
         sampled = data if extra is None else (data, extra)
         batch = jax.tree_util.tree_map(lambda x: x[idx], sampled)
         args = (params, batch)

@@ -198,3 +198,32 @@ def test_tabular_index_out_of_range_is_nan_not_clamped():
     params = net.init(jax.random.key(0), jnp.arange(2))
     values = net.apply(params, jnp.array([0, 1, 5]))
     assert np.isnan(values[2]) and not np.isnan(values[:2]).any()
+
+
+def test_valid_step_right_after_a_truncation_is_ambiguous():
+    # observations[0, 1] cannot be both the truncated episode's final
+    # observation and the next episode's first state.
+    traj = atd.Trajectories(
+        observations=np.array([[[0.0], [1.0], [2.0]]]),
+        rewards=np.array([[1.0, 2.0]]),
+        terminated=np.array([[False, False]]),
+        truncated=np.array([[True, False]]),
+        mask=np.array([[True, True]]),
+    )
+    with pytest.raises(ValueError, match="row 0 step 0 is truncated and step 1"):
+        traj.validate()
+    # After a termination the terminal observation is never read, so the next
+    # episode may start right there.
+    dataclasses.replace(
+        traj, terminated=traj.truncated, truncated=traj.terminated
+    ).validate()
+
+
+def test_kernels_name_non_numeric_arguments():
+    flags = np.zeros(2, bool)
+    with pytest.raises(ValueError, match="td_targets: r_t has dtype <U1; expected"):
+        atd.returns.td_targets(
+            np.array(["a", "b"]), np.zeros(2), flags, flags, gamma=0.9
+        )
+    with pytest.raises(ValueError, match="gamma=None of dtype object"):
+        atd.returns.td_targets(np.zeros(2), np.zeros(2), flags, flags, gamma=None)

@@ -8,6 +8,7 @@ tests. Tabular networks and a few hundred steps keep the file fast.
 """
 
 import contextlib
+import dataclasses
 import functools
 import itertools
 
@@ -189,6 +190,24 @@ def test_second_fit_does_not_recompile(name):
     with count_compiles() as compiled:
         est.fit(walk_trajectories(), key=jax.random.split(jax.random.key(1), 2))
     assert compiled
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_shape_with_fewer_valid_steps_does_not_recompile(name):
+    # Cut one truncated row a step early: the same [B, T] with one valid step
+    # fewer is the same compiled program.
+    est, keys, _, _ = fitted_walk(name)
+    walk = walk_trajectories()
+    row = int(np.flatnonzero(walk.truncated[:, -1])[0])
+    mask, truncated = walk.mask.copy(), walk.truncated.copy()
+    mask[row, -1] = truncated[row, -1] = False
+    truncated[row, -2] = True
+    shorter = dataclasses.replace(walk, mask=mask, truncated=truncated)
+    assert shorter.num_steps == walk.num_steps - 1
+
+    with count_compiles() as compiled:
+        est.fit(shorter, key=keys)
+    assert compiled == []
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -510,3 +510,30 @@ def test_lambda_returns_match_rlax(stream, lambda_, data):
             r, v, flags, flags, gamma=discount, lambda_=lambda_, method=method
         )
         np.testing.assert_allclose(out, expected, **TIGHT, err_msg=method)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    streams(batch_shapes=((),), max_time=12),
+    UNIT,
+    st.data(),
+)
+def test_terminated_rows_match_rlax_zero_discount(stream, lambda_, data):
+    # A terminated row is rlax's discount_t = 0 (with finite values): both
+    # give G_t = r_t there and stop the recursion.
+    rlax = pytest.importorskip("rlax")
+    (r, v, _, _), _ = stream
+    v = np.nan_to_num(v)
+    terminated = data.draw(hnp.arrays(np.bool_, r.shape))
+    gamma = data.draw(hnp.arrays(np.float64, r.shape, elements=UNIT))
+    discount = np.where(terminated, 0.0, gamma)
+
+    expected = rlax.lambda_returns(
+        jnp.asarray(r), jnp.asarray(discount), jnp.asarray(v), jnp.asarray(lambda_)
+    )
+    no_truncation = np.zeros(r.shape, bool)
+    for method in METHODS:
+        out = lambda_returns(
+            r, v, terminated, no_truncation, gamma=gamma, lambda_=lambda_, method=method
+        )
+        np.testing.assert_allclose(out, expected, **TIGHT, err_msg=method)
