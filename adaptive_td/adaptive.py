@@ -145,10 +145,11 @@ class AdaptiveTD(_Estimator):
     steps]`; the fitted value function exposes `interval` and
     `uses_mc_target` per state.
 
-    The default width k = 1 was chosen from k in {0.5, 1, 2, 4} on the quick
-    benchmark suite (README): smaller k falls back to MC more often (about
-    65% of targets at k = 0.5, 5% at k = 4 with 5 MLP members), and k = 1 was
-    within 15% of the better of TD and MC on all three tasks there.
+    The default width k = 1 is a middle value of a sweep over k in {0.5, 1,
+    2, 4} on the quick benchmark suite (README): smaller k falls back to MC
+    more often (about 60% of targets at k = 0.5, 2-6% at k = 4 with 5 MLP
+    members); k = 1 came within 20% of the better of TD and MC on all three
+    tasks there.
     """
 
     def __init__(
