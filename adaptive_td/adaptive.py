@@ -11,7 +11,6 @@ it. `AdaptiveTD` shares the interface of `adaptive_td.estimators`.
 from __future__ import annotations
 
 import dataclasses
-from functools import partial
 from typing import Any
 
 import jax
@@ -24,7 +23,6 @@ from adaptive_td.estimators import (
     _check_positive_int,
     _check_unit,
     _Estimator,
-    _flat_apply,
     _mc_targets,
     _td_targets,
 )
@@ -81,16 +79,7 @@ class AdaptiveValueFunction(ValueFunction):
 
     def ensemble_values(self, observations) -> jax.Array:
         """Each member's value: `[K, ...]` or `[S, K, ...]`."""
-        fn = partial(
-            _flat_apply,
-            self.apply,
-            observations=observations,
-            obs_shape=self.obs_shape,
-            obs_dtype=self.obs_dtype,
-        )
-        if self.num_seeds is None:
-            return jax.vmap(fn)(self.ensemble_params)
-        return jax.vmap(jax.vmap(fn))(self.ensemble_params)
+        return self._evaluate(self.ensemble_params, observations, stacked=1)
 
     def uses_mc_target(self, observations) -> jax.Array:
         """True where V_TD(s) lies outside the interval I(s)."""

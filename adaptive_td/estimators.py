@@ -94,6 +94,11 @@ class ValueFunction:
 
     def __call__(self, observations) -> jax.Array:
         """V(s) for observations `[..., *obs_shape]`: `[...]` or `[S, ...]`."""
+        return self._evaluate(self.params, observations, stacked=0)
+
+    def _evaluate(self, params, observations, stacked: int) -> jax.Array:
+        """The network on `observations` for parameters stacked on `stacked`
+        leading axes, plus the seed axis of a multi-seed fit."""
         fn = partial(
             _flat_apply,
             self.apply,
@@ -101,9 +106,9 @@ class ValueFunction:
             obs_shape=self.obs_shape,
             obs_dtype=self.obs_dtype,
         )
-        if self.num_seeds is None:
-            return fn(self.params)
-        return jax.vmap(fn)(self.params)
+        for _ in range(stacked + (self.num_seeds is not None)):
+            fn = jax.vmap(fn)
+        return fn(params)
 
     def seed(self, i: int) -> ValueFunction:
         """The value function of seed i of a multi-seed fit."""
