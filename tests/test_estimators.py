@@ -82,6 +82,30 @@ NAMES = sorted(REGISTRY)
 WALK_STATES = np.arange(5)
 WALK_VALUES = (WALK_STATES + 1) / 6  # [1/6, 2/6, 3/6, 4/6, 5/6]
 WALK_TOL = 0.02
+
+
+def test_walk_values_solve_the_linear_system():
+    # (I - gamma P) V = r for the walk: each state steps left or right with
+    # probability 1/2; leaving state 4 to the right (column 5, terminal)
+    # pays 1. The closed form (i + 1) / 6 is its solution.
+    from adaptive_td.envs.tabular import TabularMDP
+
+    P = np.zeros((5, 6))
+    R = np.zeros((5, 6))
+    for i in range(5):
+        P[i, i - 1 if i > 0 else 5] += 0.5
+        P[i, i + 1] += 0.5
+    R[4, 5] = 1.0
+    mdp = TabularMDP(
+        transitions=P,
+        rewards=R,
+        start=np.full(5, 0.2),
+        features=np.eye(5, dtype=np.float32),
+        terminal_feature=np.zeros(5, np.float32),
+    )
+    np.testing.assert_allclose(mdp.exact_values(1.0), WALK_VALUES, rtol=1e-12)
+
+
 WALK_STEPS = 1000
 TERMINAL = -1  # A placeholder that would index the last table entry if used.
 
