@@ -15,13 +15,27 @@ from collections.abc import Callable
 
 from adaptive_td.envs.cartpole import BalancingPolicy, CartPole
 from adaptive_td.envs.chain import WallChain
-from adaptive_td.envs.maze import TwoRoomMaze
+from adaptive_td.envs.classic import (
+    Acrobot,
+    AcrobotPolicy,
+    MountainCar,
+    MountainCarPolicy,
+    Pendulum,
+    PendulumPolicy,
+)
+from adaptive_td.envs.gym_env import TabularEnv
+from adaptive_td.envs.gym_env import register as _register_gymnasium
+from adaptive_td.envs.maze import GridMaze, TwoRoomMaze
 from adaptive_td.envs.tabular import TabularMDP, TabularTask
 from adaptive_td.envs.task import EvalSet, Task
 
 TASKS: dict[str, tuple[Callable[..., Task], str]] = {
-    cls.name: (cls, cls.description) for cls in (WallChain, TwoRoomMaze, CartPole)
+    cls.name: (cls, cls.description)
+    for cls in (WallChain, TwoRoomMaze, CartPole, Acrobot, MountainCar, Pendulum)
 }
+
+# adaptive_td/Chain-v0 and adaptive_td/Maze-v0 (see `gym_env`); idempotent.
+_register_gymnasium()
 
 
 def make(name: str, **kwargs) -> Task:
@@ -41,9 +55,17 @@ def make(name: str, **kwargs) -> Task:
 
 __all__ = [
     "TASKS",
+    "Acrobot",
+    "AcrobotPolicy",
     "BalancingPolicy",
     "CartPole",
     "EvalSet",
+    "GridMaze",
+    "MountainCar",
+    "MountainCarPolicy",
+    "Pendulum",
+    "PendulumPolicy",
+    "TabularEnv",
     "TabularMDP",
     "TabularTask",
     "Task",

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
+
 import numpy as np
 
 from adaptive_td.envs.tabular import TabularMDP, TabularTask
+
+OBSERVATIONS = ("scalar", "one_hot", "aliased")
 
 
 class WallChain(TabularTask):
@@ -17,28 +22,46 @@ class WallChain(TabularTask):
     segment 0 ... wall-1 and a long right segment wall ... N-1 that never
     exchange the agent.
 
-    ## Policy
+    ## Actions and policy
 
-    Every step the agent moves right with probability `p_right` and left
-    otherwise. A move into the wall leaves the agent where it is.
+    Two moves, left (action 0) and right (action 1). The evaluated policy
+    moves right with probability `p_right` and left otherwise; `p_right = 1`
+    (or 0) is a deterministic drift. A move into the wall leaves the agent
+    where it is. (The Gymnasium version, `adaptive_td/Chain-v0`, lets the
+    caller choose the moves; the evaluated policy is not part of it.)
 
     ## Rewards
 
     Moving left from state 0 gives `r_left`; moving right from state N-1 gives
-    `r_right`; every other step gives 0.
+    `r_right`; every other step gives 0. With `cliff` set, every move from
+    state `cliff` falls off the chain with reward `r_cliff`. With
+    `reward_noise` > 0, zero-mean Gaussian noise of that standard deviation is
+    added to every sampled reward; the exact values do not change.
 
     ## Episode end
 
-    Moving left from state 0 or right from state N-1 terminates the episode.
-    Episodes are cut (truncated) after `max_steps` steps.
+    Moving left from state 0 or right from state N-1 terminates the episode,
+    and so does any move from the cliff state. Episodes are cut (truncated)
+    after `max_steps` steps.
 
     ## Observation
 
-    One smooth scalar, x = s / (N-1) in [0, 1], shape `(1,)`. Neighbouring
-    states on the two sides of the wall get neighbouring observations, so a
-    small network cannot represent the jump exactly and TD's error at the wall
-    can leak along the chain. The terminal state is observed as x = -0.1 (its
-    value is never used).
+    `observation="scalar"` (the default): one smooth scalar,
+    x = s / (N-1) in [0, 1], shape `(1,)`. Neighbouring states on the two
+    sides of the wall get neighbouring observations, so a small network cannot
+    represent the jump exactly and TD's error at the wall can leak along the
+    chain. The terminal state is observed as x = -0.1 (its value is never
+    used).
+
+    `observation="one_hot"`: the indicator of the state, shape `(N,)`; the
+    terminal state is all zeros.
+
+    `observation="aliased"`: a one-hot code over observation classes, shape
+    `(K,)`. Each group in `aliases` is one class (its states share one
+    observation on purpose); every other state is a class of its own. Classes
+    are numbered in the order of their smallest state. `aliases=None` aliases
+    the two states beside the wall, `((wall - 1, wall),)`. The terminal state
+    is all zeros.
 
     ## Starting state
 
@@ -60,11 +83,17 @@ class WallChain(TabularTask):
     Args:
       num_states: N, at least 2.
       wall: the wall sits between states `wall - 1` and `wall`; 1 <= wall <= N-1.
-      p_right: the probability of a step to the right, in (0, 1).
+      p_right: the probability of a step to the right, in [0, 1].
       r_left: the reward for leaving the chain on the left.
       r_right: the reward for leaving the chain on the right.
       gamma: the discount, in [0, 1).
       max_steps: the time limit of `collect`.
+      reward_noise: the standard deviation of the reward noise, >= 0.
+      cliff: None (no cliff) or the index of the cliff state.
+      r_cliff: the reward for falling off the cliff.
+      observation: "scalar", "one_hot" or "aliased".
+      aliases: for "aliased", disjoint groups of states that share one
+        observation each (each group at least 2 states).
     """
 
     name = "chain"
@@ -79,6 +108,11 @@ class WallChain(TabularTask):
         r_right: float = 1.0,
         gamma: float = 0.98,
         max_steps: int = 200,
+        reward_noise: float = 0.0,
+        cliff: int | None = None,
+        r_cliff: float = -1.0,
+        observation: str = "scalar",
+        aliases: Sequence[Sequence[int]] | None = None,
     ):
         if num_states < 2:
             raise ValueError(f"WallChain: num_states={num_states}; expected >= 2.")
@@ -87,12 +121,32 @@ class WallChain(TabularTask):
                 f"WallChain: wall={wall}; expected 1 <= wall <= {num_states - 1} "
                 "(the wall sits between states wall - 1 and wall)."
             )
-        if not 0.0 < p_right < 1.0:
-            raise ValueError(f"WallChain: p_right={p_right}; expected 0 < p < 1.")
+        if not 0.0 <= p_right <= 1.0:
+            raise ValueError(f"WallChain: p_right={p_right}; expected 0 <= p <= 1.")
         if not 0.0 <= gamma < 1.0:
             raise ValueError(f"WallChain: gamma={gamma}; expected 0 <= gamma < 1.")
         if max_steps < 1:
             raise ValueError(f"WallChain: max_steps={max_steps}; expected >= 1.")
+        if not (np.isfinite(reward_noise) and reward_noise >= 0):
+            raise ValueError(
+                f"WallChain: reward_noise={reward_noise}; expected a finite value >= 0."
+            )
+        if cliff is not None and not 0 <= cliff < num_states:
+            raise ValueError(
+                f"WallChain: cliff={cliff}; expected None or a state in "
+                f"0 ... {num_states - 1}."
+            )
+        if observation not in OBSERVATIONS:
+            raise ValueError(
+                f"WallChain: observation={observation!r}; expected one of "
+                f"{', '.join(map(repr, OBSERVATIONS))}."
+            )
+        if aliases is not None and observation != "aliased":
+            raise ValueError(
+                f"WallChain: aliases given with observation={observation!r}; "
+                "aliases need observation='aliased'."
+            )
+        groups = _alias_groups(num_states, wall, aliases)
 
         self.num_states = num_states
         self.wall = wall
@@ -101,8 +155,41 @@ class WallChain(TabularTask):
         self.r_right = r_right
         self.gamma = gamma
         self.max_steps = max_steps
-        self.obs_shape = (1,)
-        self.mdp = wall_chain_mdp(num_states, wall, p_right, r_left, r_right)
+        self.reward_noise = reward_noise
+        self.cliff = cliff
+        self.r_cliff = r_cliff
+        self.observation = observation
+        self.aliases = groups if observation == "aliased" else None
+        mdp = wall_chain_mdp(num_states, wall, p_right, r_left, r_right)
+        if cliff is not None:
+            p, r = _add_cliff(mdp.transitions, mdp.rewards, cliff, r_cliff)
+            mdp = dataclasses.replace(mdp, transitions=p, rewards=r)
+        if observation != "scalar":
+            features, terminal = _chain_features(num_states, observation, groups)
+            mdp = dataclasses.replace(mdp, features=features, terminal_feature=terminal)
+        if reward_noise > 0:
+            mdp = dataclasses.replace(mdp, reward_noise=reward_noise)
+        self.mdp = mdp
+        self.obs_shape = tuple(mdp.features.shape[1:])
+
+    def action_model(self) -> tuple[np.ndarray, np.ndarray]:
+        """The dynamics of each move, for the Gymnasium version.
+
+        Returns:
+          `(transitions, rewards)`, each `[2, N, N+1]` float64: P_a(s, s') and
+          R_a(s, s') for a = 0 (left) and a = 1 (right). Averaging them over
+          the evaluated policy gives `mdp`.
+        """
+        models = [
+            wall_chain_mdp(self.num_states, self.wall, p, self.r_left, self.r_right)
+            for p in (0.0, 1.0)
+        ]
+        p = np.stack([m.transitions for m in models])
+        r = np.stack([m.rewards for m in models])
+        if self.cliff is not None:
+            for a in range(2):
+                p[a], r[a] = _add_cliff(p[a], r[a], self.cliff, self.r_cliff)
+        return p, r
 
 
 def wall_chain_mdp(
@@ -128,3 +215,51 @@ def wall_chain_mdp(
         features=(np.arange(n) / (n - 1)).astype(np.float32)[:, None],
         terminal_feature=np.array([-0.1], np.float32),
     )
+
+
+def _add_cliff(
+    p: np.ndarray, r: np.ndarray, cliff: int, r_cliff: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Make every move from state `cliff` terminate with reward `r_cliff`."""
+    p, r = np.array(p), np.array(r)
+    p[cliff] = 0.0
+    r[cliff] = 0.0
+    p[cliff, -1] = 1.0
+    r[cliff, -1] = r_cliff
+    return p, r
+
+
+def _alias_groups(
+    num_states: int, wall: int, aliases: Sequence[Sequence[int]] | None
+) -> tuple[tuple[int, ...], ...]:
+    """Validate the alias groups; None gives the two states beside the wall."""
+    if aliases is None:
+        return ((wall - 1, wall),)
+
+    groups = tuple(tuple(int(s) for s in group) for group in aliases)
+    flat = [s for group in groups for s in group]
+    if any(len(group) < 2 for group in groups):
+        raise ValueError(
+            f"WallChain: aliases={groups}; every group needs at least 2 states."
+        )
+    if any(not 0 <= s < num_states for s in flat) or len(set(flat)) != len(flat):
+        raise ValueError(
+            f"WallChain: aliases={groups}; expected disjoint groups of states in "
+            f"0 ... {num_states - 1}."
+        )
+    return groups
+
+
+def _chain_features(
+    num_states: int, observation: str, groups: tuple[tuple[int, ...], ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The "one_hot" or "aliased" features `[N, d]` and terminal feature `[d]`."""
+    if observation == "one_hot":
+        return np.eye(num_states, dtype=np.float32), np.zeros(num_states, np.float32)
+
+    group_of = {s: min(group) for group in groups for s in group}
+    representative = [group_of.get(s, s) for s in range(num_states)]
+    classes = sorted(set(representative))
+    index = np.array([classes.index(c) for c in representative])
+    features = np.eye(len(classes), dtype=np.float32)[index]
+    return features, np.zeros(len(classes), np.float32)

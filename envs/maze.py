@@ -1,7 +1,8 @@
-"""A random walk in a two-room grid maze: the value jumps across the wall."""
+"""Random walks and goal-directed walks in grid mazes built from ASCII layouts."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,102 +23,237 @@ TWO_ROOMS = (
     "###############",
 )
 
+# One 7 x 7 room; the goal in a corner, a trap in the middle.
+OPEN_ROOM = (
+    "#########",
+    "#.......#",
+    "#.......#",
+    "#.......#",
+    "#...T...#",
+    "#.......#",
+    "#.......#",
+    "#......G#",
+    "#########",
+)
+
+# The four rooms of Sutton, Precup and Singh, "Between MDPs and semi-MDPs"
+# (1999): the goal in the bottom-right room, a trap in the bottom-left one.
+FOUR_ROOMS = (
+    "#############",
+    "#.....#.....#",
+    "#.....#.....#",
+    "#...........#",
+    "#.....#.....#",
+    "#.....#.....#",
+    "##.####.....#",
+    "#.....###.###",
+    "#.....#.....#",
+    "#..T..#.....#",
+    "#...........#",
+    "#.....#....G#",
+    "#############",
+)
+
+# One-cell corridors with dead ends; a trap at the end of one of them.
+LABYRINTH = (
+    "###########",
+    "#.....#...#",
+    "#.###.#.#.#",
+    "#.#T..#.#.#",
+    "#.#.###.#.#",
+    "#.#.....#.#",
+    "#.#####.#.#",
+    "#...#...#.#",
+    "###.#.###.#",
+    "#.....#..G#",
+    "###########",
+)
+
+LAYOUTS = {
+    "open_room": OPEN_ROOM,
+    "two_rooms": TWO_ROOMS,
+    "four_rooms": FOUR_ROOMS,
+    "labyrinth": LABYRINTH,
+}
+POLICIES = ("random", "goal_directed")
+OBSERVATIONS = ("xy", "one_hot", "image")
+
 _MOVES = ((-1, 0), (1, 0), (0, -1), (0, 1))  # up, down, left, right
 
 
-class TwoRoomMaze(TabularTask):
-    """A uniform random walk in a grid maze with two rooms and one goal.
+class GridMaze(TabularTask):
+    """A fixed policy in a grid maze with one goal and optional traps.
 
     ## States
 
-    The free cells of an ASCII layout (`#` wall, `.` free, `G` goal), except
-    the goal, which is the terminal state. The default layout `TWO_ROOMS` has
-    two 7 x 6 rooms joined by a one-cell door; the goal is in the right room,
-    against the separating wall and three rows below the door, so cells that
-    face each other through the wall are far apart by walking.
+    The free cells of an ASCII layout: `#` wall, `.` free, `G` goal, `T` trap.
+    The goal and the traps end the episode: entering one is a step into the
+    terminal state. `layout` is a name from `LAYOUTS` ("open_room",
+    "two_rooms", "four_rooms", "labyrinth") or the rows of a layout of one's
+    own. One layout rule keeps the terminal rewards well defined: no free
+    cell may border both the goal and a trap.
 
-    ## Policy
+    ## Actions and policy
 
-    Up, down, left or right, each with probability 1/4. A move into a wall or
-    off the grid leaves the agent where it is.
+    Four moves: up, down, left, right (actions 0 ... 3). A move into a wall
+    or off the grid leaves the agent where it is.
+
+    `policy="random"` (the default) takes each move with probability 1/4.
+    `policy="goal_directed"` takes, with probability 1 - `epsilon`, a move
+    along a shortest path to the goal (uniform over the moves that bring the
+    agent one step closer by walking, traps counted as walls), and with
+    probability `epsilon` a uniform move. A cell with no path to the goal
+    moves uniformly. (The Gymnasium version, `adaptive_td/Maze-v0`, lets the
+    caller choose the moves; the evaluated policy is not part of it.)
 
     ## Rewards
 
-    +1 for entering the goal; 0 for every other step.
+    `goal_reward` (+1) for entering the goal, `trap_reward` (-1) for entering
+    a trap; 0 for every other step. With `reward_noise` > 0, zero-mean
+    Gaussian noise of that standard deviation is added to every sampled
+    reward; the exact values do not change.
 
     ## Episode end
 
-    Entering the goal terminates the episode. Episodes are cut (truncated)
-    after `max_steps` steps.
+    Entering the goal or a trap terminates the episode. Episodes are cut
+    (truncated) after `max_steps` steps.
 
     ## Observation
 
-    `(x, y)`, shape `(2,)`: the column and the row of the cell, scaled so that
-    the free cells span [0, 1] (x grows to the right, y grows downwards, as
-    the rows of the layout). The terminal state is observed at the goal.
+    `observation="xy"` (the default): `(x, y)`, shape `(2,)`, the column and
+    the row of the cell, scaled so that the non-wall cells span [0, 1] (x
+    grows to the right, y grows downwards, as the rows of the layout). The
+    terminal state is observed at the goal.
+
+    `observation="one_hot"`: the indicator of the state, shape `(S,)`; the
+    terminal state is all zeros.
+
+    `observation="image"`: the rendered grid, shape `(H, W, 3)` float32, with
+    channels walls (1 at `#`), agent (1 at the agent's cell) and exits (+1 at
+    the goal, -1 at the traps). The terminal state has an empty agent channel.
 
     ## Starting state
 
-    Uniform over the free non-goal cells.
+    Uniform over the free cells (neither goal nor trap).
 
     ## Ground truth
 
-    Exact V^pi of every free non-goal cell from the linear system (float64),
-    see `TabularMDP.exact_values`.
-
-    With the defaults (gamma = 0.99, max_steps = 200) values run from 0.06
-    (far corners of the left room) to 0.83 (beside the goal); the right room
-    is worth 0.30 ... 0.83, the left room 0.06 ... 0.16 (0.29 in the door).
-    Right below the goal V is 0.83 at (row 7, col 8) and 0.09 across the wall
-    at (7, 6). A discount of 0.95 would leave the whole left room below 0.01.
-    About 55% of the random-walk episodes reach the 200-step limit
-    (truncated); the rest find the goal.
+    Exact V^pi of every free cell from the linear system (float64), see
+    `TabularMDP.exact_values`.
 
     Args:
-      layout: rows of the maze, all the same length, with exactly one `G`.
+      layout: a name from `LAYOUTS`, or rows of the maze, all the same length,
+        with exactly one `G`.
       gamma: the discount, in [0, 1).
       max_steps: the time limit of `collect`.
+      policy: "random" or "goal_directed".
+      epsilon: for "goal_directed", the probability of a uniform move, in
+        [0, 1].
+      goal_reward: the reward for entering the goal.
+      trap_reward: the reward for entering a trap.
+      reward_noise: the standard deviation of the reward noise, >= 0.
+      observation: "xy", "one_hot" or "image".
     """
 
-    name = "maze"
-    description = "Random walk in a two-room grid maze; V jumps across the wall"
+    name = "grid_maze"  # not in `envs.TASKS`; "maze" is its default
+    description = "Random or goal-directed walk in a grid maze (exact values)"
 
     def __init__(
         self,
-        layout: Sequence[str] = TWO_ROOMS,
+        layout: str | Sequence[str] = "two_rooms",
         gamma: float = 0.99,
         max_steps: int = 200,
+        policy: str = "random",
+        epsilon: float = 0.2,
+        goal_reward: float = 1.0,
+        trap_reward: float = -1.0,
+        reward_noise: float = 0.0,
+        observation: str = "xy",
     ):
+        cls = type(self).__name__
+        if isinstance(layout, str):
+            if layout not in LAYOUTS:
+                raise ValueError(
+                    f"{cls}: layout={layout!r}; expected one of "
+                    f"{', '.join(map(repr, LAYOUTS))} or a sequence of rows."
+                )
+            layout = LAYOUTS[layout]
         grid = np.array([list(row) for row in layout])
         if grid.ndim != 2 or len({len(row) for row in layout}) != 1:
             raise ValueError(
-                "TwoRoomMaze: layout rows must all have the same length; got "
+                f"{cls}: layout rows must all have the same length; got "
                 f"lengths {[len(row) for row in layout]}."
             )
-        unknown = set(grid.ravel()) - set("#.G")
+        unknown = set(grid.ravel()) - set("#.GT")
         if unknown:
             raise ValueError(
-                f"TwoRoomMaze: layout has characters {sorted(unknown)}; allowed: "
-                "'#' (wall), '.' (free), 'G' (goal)."
+                f"{cls}: layout has characters {sorted(unknown)}; allowed: "
+                "'#' (wall), '.' (free), 'G' (goal), 'T' (trap)."
             )
         if np.sum(grid == "G") != 1:
             raise ValueError(
-                f"TwoRoomMaze: layout has {np.sum(grid == 'G')} goal cells 'G'; "
+                f"{cls}: layout has {np.sum(grid == 'G')} goal cells 'G'; "
                 "expected exactly one."
             )
         if not 0.0 <= gamma < 1.0:
-            raise ValueError(f"TwoRoomMaze: gamma={gamma}; expected 0 <= gamma < 1.")
+            raise ValueError(f"{cls}: gamma={gamma}; expected 0 <= gamma < 1.")
         if max_steps < 1:
-            raise ValueError(f"TwoRoomMaze: max_steps={max_steps}; expected >= 1.")
+            raise ValueError(f"{cls}: max_steps={max_steps}; expected >= 1.")
+        if policy not in POLICIES:
+            raise ValueError(
+                f"{cls}: policy={policy!r}; expected one of "
+                f"{', '.join(map(repr, POLICIES))}."
+            )
+        if not 0.0 <= epsilon <= 1.0:
+            raise ValueError(f"{cls}: epsilon={epsilon}; expected 0 <= epsilon <= 1.")
+        if not (np.isfinite(reward_noise) and reward_noise >= 0):
+            raise ValueError(
+                f"{cls}: reward_noise={reward_noise}; expected a finite value >= 0."
+            )
+        if observation not in OBSERVATIONS:
+            raise ValueError(
+                f"{cls}: observation={observation!r}; expected one of "
+                f"{', '.join(map(repr, OBSERVATIONS))}."
+            )
 
         self.layout = tuple(layout)
         self.grid = grid
         self.goal = tuple(int(i) for i in np.argwhere(grid == "G")[0])
+        self.traps = np.argwhere(grid == "T")
         self.cells = np.argwhere(grid == ".")
         self.gamma = gamma
         self.max_steps = max_steps
-        self.obs_shape = (2,)
-        self.mdp = _maze_mdp(grid, self.cells, self.goal)
+        self.policy = policy
+        self.epsilon = epsilon
+        self.goal_reward = goal_reward
+        self.trap_reward = trap_reward
+        self.reward_noise = reward_noise
+        self.observation = observation
+
+        move_p, move_r = self.action_model()
+        probs = self.policy_probs()
+        num_states = len(self.cells)
+        # Accumulated move by move, so the random walk's table is exactly the
+        # sum of quarters.
+        p = np.zeros((num_states, num_states + 1))
+        for a in range(len(_MOVES)):
+            for i in range(num_states):
+                p[i, np.argmax(move_p[a, i])] += probs[i, a]
+        rewards = np.zeros_like(p)
+        rewards[:, num_states] = goal_reward
+        exits = move_p[:, :, num_states] > 0
+        for a, i in zip(*np.nonzero(exits)):
+            rewards[i, num_states] = move_r[a, i, num_states]
+        features, terminal = self._features()
+        self.mdp = TabularMDP(
+            transitions=p,
+            rewards=rewards,
+            start=np.full(num_states, 1.0 / num_states),
+            features=features,
+            terminal_feature=terminal,
+            reward_noise=reward_noise,
+        )
+        self.obs_shape = tuple(self.mdp.features.shape[1:])
 
     @property
     def walls(self) -> np.ndarray:
@@ -135,47 +271,151 @@ class TwoRoomMaze(TabularTask):
           values: `[S]`, one value per state in `evaluation_set` order.
 
         Returns:
-          `[H, W]` float64, NaN at walls and at the goal (terminal).
+          `[H, W]` float64, NaN at walls, the goal and the traps (terminal).
         """
         values = np.asarray(values, np.float64)
         if values.shape != (len(self.cells),):
             raise ValueError(
                 f"value_grid: values has shape {values.shape}; expected "
-                f"({len(self.cells)},), one per free non-goal cell."
+                f"({len(self.cells)},), one per free cell."
             )
 
         out = np.full(self.grid.shape, np.nan)
         out[self.cells[:, 0], self.cells[:, 1]] = values
         return out
 
+    def action_model(self) -> tuple[np.ndarray, np.ndarray]:
+        """The dynamics of each move (deterministic), for any policy.
 
-def _maze_mdp(grid: np.ndarray, cells: np.ndarray, goal: tuple[int, int]):
-    """The random-walk `TabularMDP` of a maze (states are `cells`, in order)."""
-    height, width = grid.shape
-    num_states = len(cells)
-    index = {(int(r), int(c)): i for i, (r, c) in enumerate(cells)}
-    index[goal] = num_states
-    p = np.zeros((num_states, num_states + 1))
-    for i, (r, c) in enumerate(cells):
-        for dr, dc in _MOVES:
-            nr, nc = r + dr, c + dc
-            blocked = not (0 <= nr < height and 0 <= nc < width) or grid[nr, nc] == "#"
-            p[i, i if blocked else index[(nr, nc)]] += 1.0 / len(_MOVES)
-    rewards = np.zeros_like(p)
-    rewards[:, num_states] = 1.0
+        Returns:
+          `(transitions, rewards)`, each `[4, S, S+1]` float64: P_a(s, s') and
+          R_a(s, s') for the moves up, down, left, right. Averaging them over
+          `policy_probs()` gives `mdp`.
+        """
+        height, width = self.grid.shape
+        num_states = len(self.cells)
+        index = {(int(r), int(c)): i for i, (r, c) in enumerate(self.cells)}
+        p = np.zeros((len(_MOVES), num_states, num_states + 1))
+        r = np.zeros_like(p)
+        for i, (row, col) in enumerate(self.cells):
+            exit_rewards = set()
+            for a, (dr, dc) in enumerate(_MOVES):
+                nr, nc = row + dr, col + dc
+                inside = 0 <= nr < height and 0 <= nc < width
+                cell = self.grid[nr, nc] if inside else "#"
+                if cell == "#":
+                    p[a, i, i] = 1.0
+                elif cell == ".":
+                    p[a, i, index[(nr, nc)]] = 1.0
+                else:
+                    reward = self.goal_reward if cell == "G" else self.trap_reward
+                    p[a, i, num_states] = 1.0
+                    r[a, i, num_states] = reward
+                    exit_rewards.add(cell)
+            if len(exit_rewards) > 1:
+                raise ValueError(
+                    f"{type(self).__name__}: cell {(int(row), int(col))} borders "
+                    "both the goal and a trap; the terminal reward of a cell must "
+                    "be unique, so move the trap."
+                )
+        return p, r
 
-    free = np.argwhere(grid != "#").astype(np.float64)
-    low, high = free.min(0), free.max(0)
-    scale = np.where(high > low, high - low, 1.0)
+    def distances(self) -> np.ndarray:
+        """Walking distance of every state to the goal, `[S]` (inf: no path).
 
-    def xy(rc):
-        row, col = (np.asarray(rc, np.float64) - low) / scale
-        return np.array([col, row], np.float32)
+        Traps count as walls.
+        """
+        height, width = self.grid.shape
+        dist = np.full(self.grid.shape, np.inf)
+        dist[self.goal] = 0.0
+        queue = deque([self.goal])
+        while queue:
+            row, col = queue.popleft()
+            for dr, dc in _MOVES:
+                nr, nc = row + dr, col + dc
+                if (
+                    0 <= nr < height
+                    and 0 <= nc < width
+                    and self.grid[nr, nc] == "."
+                    and dist[nr, nc] == np.inf
+                ):
+                    dist[nr, nc] = dist[row, col] + 1
+                    queue.append((nr, nc))
+        return dist[self.cells[:, 0], self.cells[:, 1]]
 
-    return TabularMDP(
-        transitions=p,
-        rewards=rewards,
-        start=np.full(num_states, 1.0 / num_states),
-        features=np.stack([xy(rc) for rc in cells]),
-        terminal_feature=xy(goal),
-    )
+    def policy_probs(self) -> np.ndarray:
+        """pi(a | s) of the evaluated policy, `[S, 4]` float64."""
+        num_states = len(self.cells)
+        uniform = np.full((num_states, len(_MOVES)), 1.0 / len(_MOVES))
+        if self.policy == "random":
+            return uniform
+
+        dist = self.distances()
+        dist_next = np.append(dist, 0.0)  # the terminal column: the goal
+        move_p, move_r = self.action_model()
+        probs = uniform.copy()
+        for i in range(num_states):
+            if not np.isfinite(dist[i]):
+                continue
+            targets = np.argmax(move_p[:, i], axis=1)
+            # The terminal column is the goal only if the move's reward says so.
+            into_goal = (targets == num_states) & (
+                move_r[:, i, num_states] == self.goal_reward
+            )
+            closer = np.where(
+                targets == num_states, into_goal, dist_next[targets] == dist[i] - 1
+            )
+            probs[i] = self.epsilon * uniform[i] + (1.0 - self.epsilon) * (
+                closer / closer.sum()
+            )
+        return probs
+
+    def _features(self) -> tuple[np.ndarray, np.ndarray]:
+        """The observations of the states `[S, *obs_shape]` and of the terminal."""
+        num_states = len(self.cells)
+        if self.observation == "one_hot":
+            return np.eye(num_states, dtype=np.float32), np.zeros(
+                num_states, np.float32
+            )
+
+        if self.observation == "image":
+            base = np.zeros((*self.grid.shape, 3), np.float32)
+            base[..., 0] = self.grid == "#"
+            base[..., 2] = (self.grid == "G").astype(np.float32) - (self.grid == "T")
+            images = np.repeat(base[None], num_states, axis=0)
+            images[np.arange(num_states), self.cells[:, 0], self.cells[:, 1], 1] = 1.0
+            return images, base
+
+        free = np.argwhere(self.grid != "#").astype(np.float64)
+        low, high = free.min(0), free.max(0)
+        scale = np.where(high > low, high - low, 1.0)
+
+        def xy(rc):
+            row, col = (np.asarray(rc, np.float64) - low) / scale
+            return np.array([col, row], np.float32)
+
+        return np.stack([xy(rc) for rc in self.cells]), xy(self.goal)
+
+
+class TwoRoomMaze(GridMaze):
+    """A uniform random walk in a grid maze with two rooms and one goal.
+
+    `GridMaze` with its defaults: the layout `TWO_ROOMS` has two 7 x 6 rooms
+    joined by a one-cell door; the goal is in the right room, against the
+    separating wall and three rows below the door, so cells that face each
+    other through the wall are far apart by walking. Every move has
+    probability 1/4, +1 for entering the goal, observation `(x, y)`; see
+    `GridMaze` for the options (other layouts, traps, a goal-directed policy,
+    reward noise, one-hot and image observations).
+
+    With the defaults (gamma = 0.99, max_steps = 200) values run from 0.06
+    (far corners of the left room) to 0.83 (beside the goal); the right room
+    is worth 0.30 ... 0.83, the left room 0.06 ... 0.16 (0.29 in the door).
+    Right below the goal V is 0.83 at (row 7, col 8) and 0.09 across the wall
+    at (7, 6). A discount of 0.95 would leave the whole left room below 0.01.
+    About 55% of the random-walk episodes reach the 200-step limit
+    (truncated); the rest find the goal.
+    """
+
+    name = "maze"
+    description = "Random walk in a two-room grid maze; V jumps across the wall"

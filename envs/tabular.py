@@ -33,9 +33,15 @@ class TabularMDP:
         state. Rows sum to 1.
       rewards: `[S, S+1]` float64, R(s, s'), the reward received on s -> s'.
       start: `[S]` float64, the start-state distribution.
-      features: `[S, d]` float32, the observation of each state.
-      terminal_feature: `[d]` float32, the observation given for the terminal
-        state (padding after termination uses it too); its value is ignored.
+      features: `[S, *obs_shape]` float32, the observation of each state
+        (`[S, d]` for vectors, `[S, H, W, C]` for images).
+      terminal_feature: `[*obs_shape]` float32, the observation given for the
+        terminal state (padding after termination uses it too); its value is
+        ignored.
+      reward_noise: the standard deviation of zero-mean Gaussian noise added
+        to every sampled reward (0, the default, samples exact rewards). The
+        noise does not change the expected rewards, so `exact_values` ignores
+        it.
     """
 
     transitions: np.ndarray
@@ -43,6 +49,7 @@ class TabularMDP:
     start: np.ndarray
     features: np.ndarray
     terminal_feature: np.ndarray
+    reward_noise: float = 0.0
 
     def __post_init__(self):
         p = np.asarray(self.transitions, np.float64)
@@ -76,10 +83,11 @@ class TabularMDP:
                 f"{start.sum()}."
             )
         feats = np.asarray(self.features, np.float32)
-        if feats.ndim != 2 or feats.shape[0] != num_states:
+        if feats.ndim < 2 or feats.shape[0] != num_states:
             raise ValueError(
                 f"TabularMDP: features has shape {feats.shape}; expected "
-                f"[S, d] = ({num_states}, d)."
+                f"[S, *obs_shape] = ({num_states}, ...) with at least one "
+                "observation axis."
             )
         term = np.asarray(self.terminal_feature, np.float32)
         if term.shape != feats.shape[1:]:
@@ -89,6 +97,11 @@ class TabularMDP:
             )
         if not (np.all(np.isfinite(feats)) and np.all(np.isfinite(term))):
             raise ValueError("TabularMDP: features must be finite.")
+        if not (np.isfinite(self.reward_noise) and self.reward_noise >= 0):
+            raise ValueError(
+                f"TabularMDP: reward_noise={self.reward_noise}; expected a finite "
+                "standard deviation >= 0."
+            )
         for name, value in (
             ("transitions", p),
             ("rewards", r),
@@ -153,6 +166,12 @@ class TabularMDP:
             num_episodes=num_episodes,
             max_steps=max_steps,
         )
+        if self.reward_noise > 0:
+            # A key of its own, so the states match the noiseless chain's.
+            noise = jax.random.normal(
+                jax.random.fold_in(key, 1), rewards.shape, jnp.float32
+            )
+            rewards = rewards + jnp.float32(self.reward_noise) * noise
         states = np.asarray(states)
         terminal = states == self.num_states
         mask = ~terminal[:, :-1]
@@ -161,7 +180,7 @@ class TabularMDP:
         truncated[:, -1] = mask[:, -1] & ~terminated[:, -1]
         traj = Trajectories(
             observations=np.asarray(observations, np.float32),
-            rewards=np.asarray(rewards, np.float32),
+            rewards=np.where(mask, np.asarray(rewards, np.float32), np.float32(0)),
             terminated=terminated,
             truncated=truncated,
             mask=mask,
@@ -182,9 +201,10 @@ class TabularMDP:
           max_steps: T, the time limit and the row length.
 
         Returns:
-          A validated `Trajectories` with float32 observations `[B, T+1, d]`
-          and float32 rewards `[B, T]`. Use `sample_with_states` to also get
-          the state indices.
+          A validated `Trajectories` with float32 observations
+          `[B, T+1, *obs_shape]` and float32 rewards `[B, T]` (with
+          `reward_noise` added on the valid steps). Use `sample_with_states`
+          to also get the state indices.
         """
         return self.sample_with_states(key, num_episodes, max_steps)[0]
 

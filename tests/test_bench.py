@@ -161,7 +161,8 @@ def _quick_with(*edits):
             ("tasks", 1, "name"),
             "mase",
             r"tasks\[1\]\.name = 'mase'; expected one "
-            "of the registered tasks: cartpole, chain, maze",
+            "of the registered tasks: acrobot, cartpole, chain, maze, mountain_car, "
+            "pendulum",
         ),
         (("tasks", 1, "name"), ["maze"], r"tasks\[1\]\.name = \['maze'\]"),
         (
@@ -412,7 +413,7 @@ def test_bench_rejects_a_bad_suite_before_running(tmp_path, no_run):
     out = tmp_path / "out"
     message = _one_line_error(_bench("--suite", str(suite_file), "--out", str(out)))
     assert "suite 'typo': tasks[1].name = 'mase'" in message
-    assert "cartpole, chain, maze" in message
+    assert "acrobot, cartpole, chain, maze, mountain_car, pendulum" in message
     assert not out.exists()
 
 

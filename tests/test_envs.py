@@ -316,7 +316,9 @@ def test_cartpole_cache_key_and_corrupt_file(tmp_path, monkeypatch):
 
 def test_make_unknown_name():
     with pytest.raises(
-        ValueError, match=r"unknown task 'pong'; known tasks: cartpole, chain, maze"
+        ValueError,
+        match=r"unknown task 'pong'; known tasks: acrobot, cartpole, chain, maze, "
+        r"mountain_car, pendulum",
     ):
         envs.make("pong")
 
