@@ -122,12 +122,16 @@ def write(results: dict, out_dir: str | os.PathLike) -> dict[str, str]:
 
 
 def figure(task: str, entry: dict):
-    """The figure of one task, chosen by the shape of its labels."""
+    """The figure of one task, chosen by its labels: integer state indices
+    `[M]` draw a chain, integer cells `[M, 2]` a maze; anything else (no
+    labels, or simulator states) estimates against true values."""
     truth = np.asarray(entry["true_values"])
     estimates = {
         name: np.asarray(c["estimates"]) for name, c in entry["methods"].items()
     }
     labels = None if entry["labels"] is None else np.asarray(entry["labels"])
+    if labels is not None and labels.dtype.kind not in "iu":
+        labels = None
     uses_mc = {
         name: np.asarray(c["uses_mc_target"])
         for name, c in entry["methods"].items()

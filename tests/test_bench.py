@@ -480,3 +480,17 @@ def test_terminal_table_fits_80_columns():
         # Each table row on one line, its interval unbroken.
         assert any(row[1] in line and row[3] in line for line in lines), row
     assert "normalised MSE" in lines[0]
+
+
+def test_figure_of_a_task_labelled_by_float_states_is_a_scatter():
+    # Simulator states [M, 2] (e.g. MountainCar's position and velocity) are
+    # not maze cells.
+    entry = {
+        "description": "two-dimensional states",
+        "true_values": [1.0, 2.0, 3.0],
+        "labels": [[0.5, -0.01], [0.2, 0.03], [-0.4, 0.0]],
+        "methods": {"TD": {"estimates": [[1.1, 2.0, 2.9]]}},
+    }
+    fig = report.figure("toy", entry)
+    assert len(fig.axes) == 1
+    assert fig.axes[0].get_xlabel() == "true $V^\\pi$"
