@@ -8,7 +8,8 @@ the Bellman equation in float64,
     V = r_pi + gamma P_SS V,   r_pi(s) = sum_s' P(s, s') R(s, s'),
 
 where P_SS is P without its terminal column (the terminal state is worth 0).
-Sampling runs in JAX: `lax.scan` over time, `vmap` over episodes, jitted.
+Sampling runs in JAX: `lax.scan` over time, `vmap` over episodes (and over
+seeds with `sample_seeds`), jitted.
 """
 
 from __future__ import annotations
@@ -157,15 +158,46 @@ class TabularMDP:
                 "both must be at least 1."
             )
 
-        states, rewards, observations = _sample(
-            key,
+        sampled = _sample(
+            key, *self._tables(), num_episodes=num_episodes, max_steps=max_steps
+        )
+        return self._batch(key, *sampled)
+
+    def sample_seeds(
+        self, keys: jax.Array, num_episodes: int, max_steps: int
+    ) -> list[Trajectories]:
+        """`sample` for each key of `keys` `[S]`, all seeds in one vmapped call.
+
+        Element i equals `sample(keys[i], num_episodes, max_steps)`.
+        """
+        if num_episodes < 1 or max_steps < 1:
+            raise ValueError(
+                f"sample: num_episodes={num_episodes}, max_steps={max_steps}; "
+                "both must be at least 1."
+            )
+        draw = functools.partial(
+            _sample, num_episodes=num_episodes, max_steps=max_steps
+        )
+        tables = self._tables()
+        states, rewards, observations = jax.vmap(
+            draw, in_axes=(0, *[None] * len(tables))
+        )(keys, *tables)
+        return [
+            self._batch(keys[i], states[i], rewards[i], observations[i])[0]
+            for i in range(len(keys))
+        ]
+
+    def _tables(self):
+        """The sampler's device arrays: log-probabilities, rewards, features."""
+        return (
             jnp.asarray(_logits(self.transitions)),
             jnp.asarray(_logits(self.start)),
             jnp.asarray(_terminal_rows(self.rewards, np.float32)),
             jnp.asarray(np.vstack([self.features, self.terminal_feature[None]])),
-            num_episodes=num_episodes,
-            max_steps=max_steps,
         )
+
+    def _batch(self, key, states, rewards, observations):
+        """Flags, mask and reward noise for sampled states: (batch, states)."""
         if self.reward_noise > 0:
             # A key of its own, so the states match the noiseless chain's.
             noise = jax.random.normal(

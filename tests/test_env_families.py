@@ -311,3 +311,19 @@ def test_registration_is_idempotent():
 
     assert gymnasium.registry.keys() == before.keys()
     assert gym_env.CHAIN_ID in before and gym_env.MAZE_ID in before
+
+
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [("chain", {"reward_noise": 0.3}), ("maze", {"observation": "image"})],
+)
+def test_sampling_several_seeds_in_one_vmapped_call_equals_one_at_a_time(name, kwargs):
+    task = envs.make(name, **kwargs)
+    keys = jax.random.split(jax.random.key(0), 3)
+    many = task.mdp.sample_seeds(keys, 7, 50)
+    assert len(many) == 3
+    for key, batch in zip(keys, many):
+        one = task.mdp.sample(key, 7, 50)
+        for field in ("observations", "rewards", "terminated", "truncated", "mask"):
+            np.testing.assert_array_equal(getattr(batch, field), getattr(one, field))
+    assert not np.array_equal(many[0].mask, many[1].mask)
