@@ -1,6 +1,7 @@
 """The `adaptive-td` command line.
 
-    adaptive-td bench [--suite quick] [--seeds N] [--out DIR]
+    adaptive-td bench [--suite quick] [--seeds N] [--out DIR] [--resume]
+    adaptive-td report DIR
     adaptive-td envs
 
 Progress and tables go to the terminal (rich); files go to `--out`.
@@ -15,7 +16,13 @@ import time
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 
@@ -29,7 +36,8 @@ def main():
     "--suite",
     default="quick",
     show_default=True,
-    help="A shipped suite name or the path of a suite TOML file.",
+    help="A shipped suite name (quick, leakage, paper) or the path of a suite "
+    "TOML file.",
 )
 @click.option(
     "--seeds",
@@ -42,10 +50,16 @@ def main():
     type=click.Path(file_okay=False),
     default="bench-out",
     show_default=True,
-    help="Folder for results.json, table.md, table.csv and figures.",
+    help="Folder for results.json, table.md, table.csv, summary.md and figures/.",
 )
-def bench(suite, seeds, out):
-    """Run a benchmark suite and report normalised MSE per task and method."""
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Reuse the cells an interrupted run of the same suite and seeds "
+    "finished in --out (OUT/cells/) instead of computing them again.",
+)
+def bench(suite, seeds, out, resume):
+    """Run a benchmark suite and report normalised MSE per cell and method."""
     from adaptive_td.benchmarks import report, runner
     from adaptive_td.benchmarks import suite as suite_lib
 
@@ -60,36 +74,68 @@ def bench(suite, seeds, out):
     except OSError as error:
         raise click.ClickException(_out_error(out, error)) from None
 
-    cells = len(spec.tasks) * (len(spec.methods) + 1)
     start = time.perf_counter()
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total} fits"),
         TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
         console=console,
     ) as progress:
-        bar = progress.add_task(f"suite {spec.name}", total=cells)
+        bar = progress.add_task(f"suite {spec.name}", total=None)
 
-        def on_cell(task, method):
-            if on_cell.started:
-                progress.advance(bar)
-            on_cell.started = True
-            what = "collecting data and ground truth" if method is None else method
-            progress.update(bar, description=f"{task}: {what}")
+        def on_progress(p):
+            what = "collecting data and ground truth" if p.method is None else p.method
+            description = f"{p.cell}: {what}" if p.cell else f"suite {spec.name}: done"
+            progress.update(bar, completed=p.done, total=p.total, description=description)
 
-        on_cell.started = False
-        results = runner.run(spec, seeds=seeds, on_cell=on_cell)
-        progress.update(bar, completed=cells, description=f"suite {spec.name}: done")
+        try:
+            results = runner.run(
+                spec, seeds=seeds, out_dir=out, resume=resume, on_progress=on_progress
+            )
+        except ValueError as error:
+            # --resume over another configuration's cells.
+            raise click.ClickException(str(error)) from None
 
     try:
         paths = report.write(results, out)
     except OSError as error:
         raise click.ClickException(_out_error(out, error)) from None
     _print_table(Console(), report.rows(results), results["config"]["seeds"])
-    console.print(f"finished in {time.perf_counter() - start:.0f} s; files:")
-    for path in paths.values():
-        console.print(f"  {path}")
+    console.print(f"finished in {time.perf_counter() - start:.0f} s; files in {out}:")
+    _print_paths(console, paths)
+
+
+@main.command("report")
+@click.argument("folder", type=click.Path(file_okay=False))
+def report_command(folder):
+    """Re-render the tables and figures of FOLDER from its results.json."""
+    from adaptive_td.benchmarks import report
+
+    try:
+        results = report.load(folder)
+        paths = report.write(results, folder)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    except OSError as error:
+        raise click.ClickException(_out_error(folder, error)) from None
+    console = Console(stderr=True)
+    _print_table(Console(), report.rows(results), results["config"]["seeds"])
+    console.print(f"re-rendered {len(paths)} files in {folder}:")
+    _print_paths(console, paths)
+
+
+def _print_paths(console, paths):
+    """The files written, with the per-cell figures counted, not listed."""
+    cells = [p for kind, p in paths.items() if kind.startswith("figure ")]
+    for kind, path in paths.items():
+        if not kind.startswith("figure "):
+            console.print(f"  {path}")
+    if cells:
+        folder = os.path.dirname(cells[0])
+        console.print(f"  {folder}/: {len(cells)} per-cell figures")
 
 
 @main.command()
@@ -121,7 +167,11 @@ def _out_error(out, error: OSError) -> str:
 
 # The terminal table: table.md's columns less the fit seconds (the last one),
 # with short headers, so that it fits 80 columns without wrapping.
-_TERMINAL_HEADERS = ("task", "method", "nMSE", "95% interval", "÷ best", "MC targets")
+_TERMINAL_HEADERS = ("cell", "method", "nMSE", "95% interval", "rank", "÷ best", "MC")
+
+
+# Longer tables are left to table.md.
+_TERMINAL_ROWS = 60
 
 
 def _print_table(console, rows, num_seeds):
@@ -131,13 +181,20 @@ def _print_table(console, rows, num_seeds):
     table = Table(
         title=f"normalised MSE against ground truth: mean and 95% interval over "
         f"{num_seeds} seeds",
-        caption="÷ best: mean nMSE over the better of TD's and MC's; MC targets: "
-        "Adaptive TD's share of Monte Carlo targets; fit seconds in table.md",
+        caption="rank: within the cell; ÷ best: mean nMSE over the better of TD's "
+        "and MC's; MC: Adaptive TD's share of Monte Carlo targets; fit seconds "
+        "in table.md",
     )
     for i, column in enumerate(_TERMINAL_HEADERS):
         table.add_column(
-            column, justify="left" if i < 2 else "right", no_wrap=column != "method"
+            column, justify="left" if i < 2 else "right", no_wrap=i >= 2
         )
+    if len(body) > _TERMINAL_ROWS:
+        console.print(
+            f"{len(body)} rows: the full table is in table.md and table.csv, the "
+            "summary in summary.md."
+        )
+        return
     for row in body:
         table.add_row(*row[: len(_TERMINAL_HEADERS)])
     console.print(table)

@@ -85,14 +85,25 @@ def grid(cells, values, shape=None) -> np.ndarray:
 
 
 def maze_map(
-    ax, cells, values, *, title="", vmin=None, vmax=None, cmap="viridis", goal=None
+    ax,
+    cells,
+    values,
+    *,
+    title="",
+    vmin=None,
+    vmax=None,
+    cmap="viridis",
+    goal=None,
+    shape=None,
 ):
     """A value map of a grid maze; cells without a value (walls) are grey.
 
     `goal`, a `(row, col)` cell, is marked with a "G" (it has no value of its
-    own: it is terminal).
+    own: it is terminal). `shape`, the layout's (rows, columns), sizes the map;
+    without it the map spans the cells with a margin as wide as the first
+    cell's (right for layouts framed by one wall all round).
     """
-    image = np.ma.masked_invalid(grid(cells, values))
+    image = np.ma.masked_invalid(grid(cells, values, shape))
     if goal is not None:
         ax.text(goal[1], goal[0], "G", ha="center", va="center", color="white")
     colormap = plt.get_cmap(cmap).copy()

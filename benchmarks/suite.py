@@ -3,7 +3,15 @@
 A suite names its seeds, the shared training settings, the tasks (registry
 names of `adaptive_td.envs` with the episodes collected per seed) and the
 methods (estimator kinds with their options). `quick.toml` documents the
-format in its comments.
+format in its comments; `paper.toml` shows the grids.
+
+Grids: a task entry may carry a `[tasks.grid]` table whose every key
+(`episodes` or a task argument) maps to a list of values; the entry then
+stands for one *cell* per combination (the cross product, first key slowest).
+A method entry's `[methods.grid]` likewise expands into one method per
+combination of its options, named `"NAME (key=value, ...)"`. A cell is one
+task configuration; every method is fitted on every cell, all seeds of one
+method vmapped in one program.
 
 `parse` checks everything before anything runs: it builds every task and every
 estimator once (both are cheap; no ground truth is computed and nothing is
@@ -16,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import inspect
+import itertools
 import math
 import os
 import tomllib
@@ -45,9 +54,44 @@ _CHECK_GAMMA = 0.9
 
 @dataclasses.dataclass(frozen=True)
 class TaskSpec:
+    """One `[[tasks]]` entry: a task, its fixed arguments and its grid."""
+
     name: str
+    episodes: int | None  # None when the grid sets it
+    kwargs: dict[str, Any]
+    label: str = ""
+    grid: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
+
+    def cells(self) -> list[CellSpec]:
+        """One cell per combination of the grid's values (one if no grid)."""
+        label = self.label or self.name
+        keys = list(self.grid)
+        cells = []
+        for values in itertools.product(*(self.grid[k] for k in keys)):
+            settings = dict(zip(keys, values))
+            kwargs = {**self.kwargs, **settings}
+            episodes = kwargs.pop("episodes", self.episodes)
+            cell_id = label
+            if settings:
+                cell_id += "[" + ",".join(f"{k}={v}" for k, v in settings.items()) + "]"
+            cells.append(CellSpec(cell_id, self.name, label, episodes, kwargs, settings))
+        return cells
+
+
+@dataclasses.dataclass(frozen=True)
+class CellSpec:
+    """One task configuration of a suite: what the runner fits every method on.
+
+    `id` is the label, followed by the grid settings in brackets when the
+    task has a grid, e.g. `"chain[gamma=0.9,episodes=30]"`.
+    """
+
+    id: str
+    task: str
+    label: str
     episodes: int
     kwargs: dict[str, Any]
+    settings: dict[str, Any]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +110,11 @@ class Suite:
     tasks: tuple[TaskSpec, ...]
     methods: tuple[MethodSpec, ...]
     raw: dict[str, Any]
+
+    @property
+    def cells(self) -> tuple[CellSpec, ...]:
+        """Every cell of every task entry, in file order."""
+        return tuple(cell for task in self.tasks for cell in task.cells())
 
     def estimator(self, method: MethodSpec, gamma: float):
         """Build the estimator of `method` for a task with discount `gamma`."""
@@ -226,35 +275,88 @@ def _parse_tasks(where: str, entries: Any) -> list[TaskSpec]:
                 f"{where}: {field} = {entry!r}; expected a [[tasks]] table with a "
                 "name and episodes."
             )
-        if "name" not in entry or "episodes" not in entry:
-            raise ValueError(f"{where}: {field} needs 'name' and 'episodes'.")
+        grid_table = entry.get("grid", {})
+        has_grid_episodes = isinstance(grid_table, dict) and "episodes" in grid_table
+        if "name" not in entry or not ("episodes" in entry or has_grid_episodes):
+            raise ValueError(
+                f"{where}: {field} needs 'name' and 'episodes' (or a grid over "
+                "episodes)."
+            )
         kwargs = dict(entry)
-        name, episodes = kwargs.pop("name"), kwargs.pop("episodes")
+        name, episodes = kwargs.pop("name"), kwargs.pop("episodes", None)
+        label = kwargs.pop("label", name)
+        grid = _parse_grid(where, field, kwargs.pop("grid", {}))
         if not isinstance(name, str) or name not in envs.TASKS:
             raise ValueError(
                 f"{where}: {field}.name = {name!r}; expected one of the registered "
                 f"tasks: {', '.join(sorted(envs.TASKS))}."
             )
-        if not _is_int(episodes) or episodes < 1:
+        if not isinstance(label, str) or not label or "[" in label:
             raise ValueError(
-                f"{where}: {field}.episodes = {episodes!r}; expected an integer "
-                ">= 1 (episodes collected per seed)."
+                f"{where}: {field}.label = {label!r}; expected a non-empty string "
+                "without '['."
+            )
+        given = [] if episodes is None else [episodes]
+        for value in [*given, *grid.get("episodes", [])]:
+            if not _is_int(value) or value < 1:
+                at = "episodes" if value is episodes else "grid.episodes"
+                raise ValueError(
+                    f"{where}: {field}.{at} = {value!r}; expected an integer "
+                    ">= 1 (episodes collected per seed)."
+                )
+        both = sorted(set(grid) & (set(kwargs) | ({"episodes"} if given else set())))
+        if both:
+            raise ValueError(
+                f"{where}: {field} sets {', '.join(map(repr, both))} both as an "
+                "argument and in its grid; keep one."
             )
         _check_keywords(
-            f"{where}: {field}", f"task {name!r}", envs.TASKS[name][0], kwargs, ()
+            f"{where}: {field}",
+            f"task {name!r}",
+            envs.TASKS[name][0],
+            {**kwargs, **{k: v for k, v in grid.items() if k != "episodes"}},
+            (),
         )
-        try:
-            envs.make(name, **kwargs)
-        except (TypeError, ValueError) as error:
-            raise ValueError(
-                f"{where}: {field} (task {name!r}) rejects its arguments "
-                f"{kwargs}: {error}"
-            ) from error
-        tasks.append(TaskSpec(name, episodes, kwargs))
+        spec = TaskSpec(name, episodes, kwargs, label, grid)
+        for cell in spec.cells():
+            try:
+                envs.make(name, **cell.kwargs)
+            except (TypeError, ValueError) as error:
+                raise ValueError(
+                    f"{where}: {field} (task {name!r}) rejects its arguments "
+                    f"{cell.kwargs}: {error}"
+                ) from error
+        tasks.append(spec)
     _check_unique(
-        where, "tasks", [t.name for t in tasks], "so each task may appear once"
+        where,
+        "tasks",
+        [t.label for t in tasks],
+        "so each task may appear once, or give each entry its own label",
+        key="label",
+        given=[("label" in e) if isinstance(e, dict) else False for e in entries],
     )
     return tasks
+
+
+def _parse_grid(where: str, field: str, grid: Any) -> dict[str, list[Any]]:
+    """A `grid` table: each key a non-empty list of distinct values."""
+    if not isinstance(grid, dict):
+        raise ValueError(
+            f"{where}: {field}.grid = {grid!r}; expected a table whose keys map "
+            "to lists of values, e.g. grid = {{ gamma = [0.9, 0.99] }}."
+        )
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ValueError(
+                f"{where}: {field}.grid.{key} = {values!r}; expected a non-empty "
+                "list of values."
+            )
+        if len({repr(v) for v in values}) != len(values):
+            raise ValueError(
+                f"{where}: {field}.grid.{key} = {values!r} repeats a value; each "
+                "value would give the same cell twice."
+            )
+    return dict(grid)
 
 
 def _parse_methods(
@@ -284,26 +386,43 @@ def _parse_methods(
             raise ValueError(
                 f"{where}: {field}.name = {name!r}; expected a non-empty string."
             )
-        fixed = [key for key in options if key in _SET_BY_SUITE]
+        grid = _parse_grid(where, field, options.pop("grid", {}))
+        fixed = [key for key in [*options, *grid] if key in _SET_BY_SUITE]
         if fixed:
             raise ValueError(
                 f"{where}: {field} sets {', '.join(map(repr, fixed))}, which the "
                 "suite sets for every method: steps and batch_size (and the "
                 "network and optimizer) from [training], gamma from the task."
             )
+        both = sorted(set(grid) & set(options))
+        if both:
+            raise ValueError(
+                f"{where}: {field} sets {', '.join(map(repr, both))} both as an "
+                "option and in its grid; keep one."
+            )
         cls = getattr(atd, KINDS[kind])
         _check_keywords(
-            f"{where}: {field}", f"kind {kind!r}", cls, options, _SET_BY_SUITE
+            f"{where}: {field}",
+            f"kind {kind!r}",
+            cls,
+            {**options, **grid},
+            _SET_BY_SUITE,
         )
-        method = MethodSpec(name, kind, options)
-        try:
-            _estimator(training, method, _CHECK_GAMMA)
-        except (TypeError, ValueError) as error:
-            raise ValueError(
-                f"{where}: {field} ({name!r}, kind {kind!r}) rejects its options "
-                f"{options}: {error}"
-            ) from error
-        methods.append(method)
+        keys = list(grid)
+        for values in itertools.product(*(grid[k] for k in keys)):
+            settings = dict(zip(keys, values))
+            label = name
+            if settings:
+                label += " (" + ", ".join(f"{k}={v}" for k, v in settings.items()) + ")"
+            method = MethodSpec(label, kind, {**options, **settings})
+            try:
+                _estimator(training, method, _CHECK_GAMMA)
+            except (TypeError, ValueError) as error:
+                raise ValueError(
+                    f"{where}: {field} ({label!r}, kind {kind!r}) rejects its "
+                    f"options {method.options}: {error}"
+                ) from error
+            methods.append(method)
     _check_unique(
         where, "methods", [m.name for m in methods], "so give each method its own"
     )
@@ -331,13 +450,25 @@ def _check_keywords(
         )
 
 
-def _check_unique(where: str, field: str, names: list[str], fix: str) -> None:
+def _check_unique(
+    where: str,
+    field: str,
+    names: list[str],
+    fix: str,
+    key: str = "name",
+    given: list[bool] | None = None,
+) -> None:
+    """Reject a repeated name; `given[i]` says entry i set `key` itself (else
+    its `name` stands in for it)."""
     first = {}
     for i, name in enumerate(names):
         if name in first:
+            j = first[name]
+            own = given is None or given[i]
             raise ValueError(
-                f"{where}: {field}[{i}].name = {name!r} repeats "
-                f"{field}[{first[name]}].name; results are keyed by name, {fix}."
+                f"{where}: {field}[{i}].{key if own else 'name'} = {name!r} "
+                f"repeats {field}[{j}].{key if given is None or given[j] else 'name'}"
+                f"; results are keyed by {key}, {fix}."
             )
         first[name] = i
 

@@ -172,6 +172,18 @@ class WallChain(TabularTask):
         self.mdp = mdp
         self.obs_shape = tuple(mdp.features.shape[1:])
 
+    def discontinuity_distance(self) -> np.ndarray:
+        """Steps along the chain from every state to the nearest value jump,
+        `[N]`: the two states beside the wall (and the cliff state, if any)
+        are at 0."""
+        jumps = [self.wall - 1, self.wall]
+        if self.cliff is not None:
+            jumps.append(self.cliff)
+        states = np.arange(self.num_states)
+        return np.min(np.abs(states[:, None] - np.array(jumps)[None]), axis=1).astype(
+            np.float64
+        )
+
     def action_model(self) -> tuple[np.ndarray, np.ndarray]:
         """The dynamics of each move, for the Gymnasium version.
 

@@ -325,10 +325,38 @@ class GridMaze(TabularTask):
 
         Traps count as walls.
         """
+        return self._walk([self.goal])
+
+    def discontinuity_distance(self) -> np.ndarray | None:
+        """Walking distance of every state to the nearest cell beside an inner
+        wall, `[S]` (inf: no path); None if the layout has no inner wall.
+
+        A cell is beside an inner wall when one wall cell separates it from
+        another free cell: the two are neighbours in (x, y) but far apart by
+        walking, which is where V can jump and TD's error can leak from.
+        """
+        height, width = self.grid.shape
+        sources = []
+        for row, col in self.cells:
+            for dr, dc in _MOVES:
+                wr, wc, fr, fc = row + dr, col + dc, row + 2 * dr, col + 2 * dc
+                if (
+                    0 <= fr < height
+                    and 0 <= fc < width
+                    and self.grid[wr, wc] == "#"
+                    and self.grid[fr, fc] != "#"
+                ):
+                    sources.append((int(row), int(col)))
+                    break
+        return self._walk(sources) if sources else None
+
+    def _walk(self, sources) -> np.ndarray:
+        """Breadth-first walking distance from `sources` over free cells `[S]`."""
         height, width = self.grid.shape
         dist = np.full(self.grid.shape, np.inf)
-        dist[self.goal] = 0.0
-        queue = deque([self.goal])
+        for source in sources:
+            dist[source] = 0.0
+        queue = deque(sources)
         while queue:
             row, col = queue.popleft()
             for dr, dc in _MOVES:
@@ -351,16 +379,24 @@ class GridMaze(TabularTask):
             return uniform
 
         dist = self.distances()
-        dist_next = np.append(dist, 0.0)  # the terminal column: the goal
-        move_p, move_r = self.action_model()
+        dist_next = np.append(dist, 0.0)  # the terminal column: goal or trap
+        move_p, _ = self.action_model()
+        height, width = self.grid.shape
         probs = uniform.copy()
         for i in range(num_states):
             if not np.isfinite(dist[i]):
                 continue
             targets = np.argmax(move_p[:, i], axis=1)
-            # The terminal column is the goal only if the move's reward says so.
-            into_goal = (targets == num_states) & (
-                move_r[:, i, num_states] == self.goal_reward
+            # A move into the terminal column is "closer" only if the cell it
+            # enters is the goal (not a trap, whatever the trap pays).
+            row, col = self.cells[i]
+            into_goal = np.array(
+                [
+                    0 <= row + dr < height
+                    and 0 <= col + dc < width
+                    and self.grid[row + dr, col + dc] == "G"
+                    for dr, dc in _MOVES
+                ]
             )
             closer = np.where(
                 targets == num_states, into_goal, dist_next[targets] == dist[i] - 1

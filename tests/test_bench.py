@@ -19,7 +19,7 @@ from rich.console import Console
 
 import adaptive_td as atd
 from adaptive_td import cli, envs, metrics
-from adaptive_td.benchmarks import report
+from adaptive_td.benchmarks import figures, report, runner
 from adaptive_td.benchmarks import suite as suite_lib
 
 # -- metrics -------------------------------------------------------------------
@@ -65,8 +65,9 @@ def _results():
     cell = {"seconds": 1.0, "estimates": [[0.0]], "true_values": [0.0]}
     return {
         "config": {"seeds": 2},
-        "tasks": {
+        "cells": {
             "toy": {
+                "gamma": 0.9,
                 "methods": {
                     "TD": {**cell, "kind": "td", "nmse": [0.4, 0.6]},
                     "MC": {**cell, "kind": "mc", "nmse": [0.2, 0.2]},
@@ -90,6 +91,8 @@ def test_rows_ratio_to_best_of_td_and_mc():
     assert rows["ATD"]["ratio_to_best"] == pytest.approx(1.0)
     assert rows["ATD"]["mc_targets"] == pytest.approx(0.375)
     assert rows["TD"]["mc_targets"] is None
+    # Ranks by mean nMSE within the cell; MC and ATD tie at 0.2.
+    assert [rows[m]["rank"] for m in ("TD", "MC", "ATD")] == [3, 1, 1]
     text = report.markdown(report.rows(_results()), num_seeds=2)
     assert "| toy    | TD       | 0.5000 |" in text
     assert "2.50" in text and "37.5%" in text
@@ -345,8 +348,8 @@ def test_bench_end_to_end(tmp_path):
     assert done.returncode == 0, done.stderr
 
     results = json.loads((out / "results.json").read_text())
-    assert set(results["tasks"]) == {"chain", "maze", "cartpole"}
-    for entry in results["tasks"].values():
+    assert set(results["cells"]) == {"chain", "maze", "cartpole"}
+    for entry in results["cells"].values():
         assert set(entry["methods"]) == {"TD", "MC", "Adaptive TD"}
         for cell in entry["methods"].values():
             assert len(cell["nmse"]) == 2
@@ -361,9 +364,10 @@ def test_bench_end_to_end(tmp_path):
     assert tuple(rows[0]) == report.COLUMNS
     table = (out / "table.md").read_text()
     assert "Adaptive TD" in table and "cartpole" in table
-    for task in ("chain", "maze", "cartpole"):
-        png = (out / f"{task}.png").read_bytes()
+    for name in ("chain", "maze", "cartpole", "leakage_profile", "coverage"):
+        png = (out / "figures" / f"{name}.png").read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert "within 10% of the better of TD and MC" in (out / "summary.md").read_text()
     # The table is printed for the user, too.
     assert "normalised MSE" in done.stdout
 
@@ -453,7 +457,7 @@ def test_bench_defaults_quick_suite_and_bench_out(tmp_path, monkeypatch):
 
     seen = {}
 
-    def run(suite, *, seeds, on_cell):
+    def run(suite, *, seeds, out_dir, resume, on_progress):
         seen.update(suite=suite.name, seeds=seeds, out=os.path.isdir("bench-out"))
         raise click.ClickException("stopped by the test")
 
@@ -466,10 +470,10 @@ def test_bench_defaults_quick_suite_and_bench_out(tmp_path, monkeypatch):
 
 def test_terminal_table_fits_80_columns():
     results = _results()
-    cells = results["tasks"].pop("toy")["methods"]
+    cells = results["cells"].pop("toy")["methods"]
     cells["Adaptive TD"] = cells.pop("ATD")
     cells["MC"]["nmse"] = [2.5, 3.5]
-    results["tasks"]["cartpole"] = {"methods": cells}
+    results["cells"]["cartpole"] = {"methods": cells}
     rows = report.rows(results)
     console = Console(width=80, record=True, file=io.StringIO())
     cli._print_table(console, rows, num_seeds=2)
@@ -491,6 +495,6 @@ def test_figure_of_a_task_labelled_by_float_states_is_a_scatter():
         "labels": [[0.5, -0.01], [0.2, 0.03], [-0.4, 0.0]],
         "methods": {"TD": {"estimates": [[1.1, 2.0, 2.9]]}},
     }
-    fig = report.figure("toy", entry)
+    fig = figures.cell_figure("toy", entry)
     assert len(fig.axes) == 1
     assert fig.axes[0].get_xlabel() == "true $V^\\pi$"

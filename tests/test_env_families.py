@@ -161,6 +161,22 @@ def test_trap_ends_the_episode_with_its_reward():
     assert p[1, 2] == 0.25 and r[1, 2] == 1.0
 
 
+def test_goal_directed_policy_never_heads_for_a_trap_that_pays_like_the_goal():
+    # From (1, 2): left enters the trap, right and down lead towards the goal.
+    # A trap paying the goal's reward must still not count as the goal.
+    layout = ("#######", "#T....#", "#.....#", "#....G#", "#######")
+    for trap_reward in (-1.0, 1.0):
+        maze = GridMaze(
+            layout=layout,
+            policy="goal_directed",
+            epsilon=0.0,
+            goal_reward=1.0,
+            trap_reward=trap_reward,
+        )
+        i = [tuple(c) for c in maze.cells.tolist()].index((1, 2))
+        np.testing.assert_allclose(maze.policy_probs()[i], [0.0, 0.5, 0.0, 0.5])
+
+
 def test_maze_rejects_a_cell_between_goal_and_trap():
     with pytest.raises(ValueError, match="both the goal and a trap"):
         GridMaze(layout=("#####", "#T.G#", "#####"))

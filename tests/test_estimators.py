@@ -7,7 +7,6 @@ determinism, the semantics of episode ends), followed by method-specific
 tests. Tabular networks and a few hundred steps keep the file fast.
 """
 
-import contextlib
 import dataclasses
 import functools
 import itertools
@@ -20,27 +19,9 @@ import pytest
 
 from adaptive_td import adaptive, estimators, networks
 from adaptive_td.data import Trajectories
+from compiles import count_compiles
 
 # -- helpers ------------------------------------------------------------------
-
-_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
-
-
-@contextlib.contextmanager
-def count_compiles():
-    """Collect the names of the XLA programs compiled inside the block."""
-    names = []
-
-    def listener(event, duration_secs, **kwargs):
-        if event == _COMPILE_EVENT:
-            names.append(kwargs.get("fun_name", "?"))
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield names
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
-
 
 def _decaying_sgd(steps, lr=1.0):
     """SGD whose step size decays from lr to lr / 100, to reach a fixed point."""
