@@ -24,6 +24,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -187,7 +188,10 @@ def _print_table(console, rows, num_seeds):
     )
     for i, column in enumerate(_TERMINAL_HEADERS):
         table.add_column(
-            column, justify="left" if i < 2 else "right", no_wrap=i >= 2
+            column,
+            justify="left" if i < 2 else "right",
+            no_wrap=i >= 2,
+            overflow="fold",
         )
     if len(body) > _TERMINAL_ROWS:
         console.print(
@@ -196,7 +200,8 @@ def _print_table(console, rows, num_seeds):
         )
         return
     for row in body:
-        table.add_row(*row[: len(_TERMINAL_HEADERS)])
+        # Text, not markup: cell ids hold brackets ("chain[gamma=0.9]").
+        table.add_row(*(Text(value) for value in row[: len(_TERMINAL_HEADERS)]))
     console.print(table)
 
 

@@ -24,9 +24,12 @@ of NEXT_STEP mode:
   every such step a masked reset row is inserted (final observation -> reset
   observation), so the row reads exactly as in NEXT_STEP mode. Rows grow by
   one step per episode end and are padded to equal length (mask False).
-- DISABLED is not supported: the user resets sub-environments between steps
-  with `env.reset(options={"reset_mask": ...})`, so the reset observations are
-  not in the stepped arrays.
+- DISABLED: the caller resets sub-environments between steps with
+  `env.reset(options={"reset_mask": done})`. The rollout is then given as in
+  SAME_STEP mode: observations[t + 1] is the observation step t + 1 starts
+  from (the reset observation where step t ended an episode), and
+  `final_observations[t]` the observation step t returned (the final one).
+  `collect` does exactly that.
 
 The same stream of transitions, converted from either mode, gives the same
 rows; a truncated step bootstraps from the final observation, never from the
@@ -69,10 +72,11 @@ def from_vector_rollout(
       rewards: `[T, n_envs]`, the rewards returned by `env.step`.
       terminated: `[T, n_envs]` bool.
       truncated: `[T, n_envs]` bool.
-      autoreset_mode: `gymnasium.vector.AutoresetMode.NEXT_STEP` or
-        `SAME_STEP`, or its string value ("NextStep", "SameStep"); the mode is
-        in `env.metadata["autoreset_mode"]`.
-      final_observations: SAME_STEP mode only, required when an episode ended.
+      autoreset_mode: a `gymnasium.vector.AutoresetMode` (NEXT_STEP,
+        SAME_STEP or DISABLED) or its string value ("NextStep", "SameStep",
+        "Disabled"); the mode is in `env.metadata["autoreset_mode"]`.
+      final_observations: SAME_STEP and DISABLED modes only, required when an
+        episode ended.
         Either the list of the T info dicts returned by `env.step` (their
         "final_obs" and "_final_obs" entries are read), or an array
         `[T, n_envs, *obs_shape]` whose entry [t, i] is read where step t ended
@@ -91,8 +95,8 @@ def from_vector_rollout(
 
     Raises:
       ValueError: naming the field and the expected shape for malformed input,
-        for DISABLED or unknown modes, final observations missing where an
-        episode ended in SAME_STEP mode, and flags on a NEXT_STEP reset step.
+        for unknown modes, final observations missing where an episode ended
+        in SAME_STEP or DISABLED mode, and flags on a NEXT_STEP reset step.
 
     Example:
       >>> import numpy as np
@@ -176,11 +180,11 @@ def from_vector_rollout(
 
     if initial_done is not None and np.any(initial_done):
         raise ValueError(
-            f"{_FN}: initial_done is set in SAME_STEP mode; there observations[0] "
+            f"{_FN}: initial_done is set in {mode.name} mode; there observations[0] "
             "is always a reset or running observation, never a final one. Pass "
             "initial_done=None."
         )
-    final = _final_observations(final_observations, done, obs)
+    final = _final_observations(final_observations, done, obs, mode.name)
 
     # Step t of sub-environment i moves to position t + (episode ends before
     # t); after an episode end comes the inserted reset row.
@@ -223,7 +227,10 @@ def collect(
     Calls `env.reset(seed=seed)`, then `num_steps` times
     `env.step(policy(observations, rng))` with `rng = np.random.default_rng(seed)`,
     and returns `from_vector_rollout` of the result (actions included). The
-    autoreset mode is read from `env.metadata["autoreset_mode"]`. In NEXT_STEP
+    autoreset mode is read from `env.metadata["autoreset_mode"]`; in DISABLED
+    mode the sub-environments whose episode ended are reset after the step
+    with `env.reset(options={"reset_mask": done})`, which gives the same
+    episodes as SAME_STEP mode. In NEXT_STEP
     mode the policy is also called on final observations (the action of a reset
     step is ignored by the environment but still drawn), so a policy that uses
     `rng` draws differently than in SAME_STEP mode; a policy that is a
@@ -258,6 +265,14 @@ def collect(
     for _ in range(num_steps):
         action = policy(obs, rng)
         obs, reward, term, trunc, info = env.step(action)
+        if mode == AutoresetMode.DISABLED:
+            done = np.logical_or(term, trunc)
+            # The final observations, as SAME_STEP mode reports them in info.
+            final = np.empty(len(done), dtype=object)
+            final[:] = list(np.array(obs, copy=True))
+            info = {"final_obs": final, "_final_obs": done}
+            if done.any():
+                obs, _ = env.reset(options={"reset_mask": done})
         observations.append(obs)
         rewards.append(reward)
         terminated.append(term)
@@ -271,7 +286,7 @@ def collect(
         np.stack(terminated),
         np.stack(truncated),
         autoreset_mode=mode,
-        final_observations=finals if mode == AutoresetMode.SAME_STEP else None,
+        final_observations=None if mode == AutoresetMode.NEXT_STEP else finals,
         actions=np.stack(actions),
     )
 
@@ -284,15 +299,6 @@ def _mode(value, fn=_FN) -> AutoresetMode:
         raise ValueError(
             f"{fn}: autoreset_mode={value!r}; expected one of {allowed}."
         ) from None
-    if mode == AutoresetMode.DISABLED:
-        raise ValueError(
-            f"{fn}: autoreset_mode=DISABLED is not supported: in that mode the "
-            "caller resets sub-environments with env.reset(options={'reset_mask': "
-            "...}), so the reset observations are not in the stepped arrays and "
-            "episodes cannot be told apart from them. Collect with NEXT_STEP or "
-            "SAME_STEP, or build one row per episode with "
-            "Trajectories.from_episodes."
-        )
     return mode
 
 
@@ -317,7 +323,7 @@ def _zero_where(actions, where):
     return np.swapaxes(np.where(where, np.zeros_like(actions), actions), 0, 1).copy()
 
 
-def _final_observations(final, done, obs):
+def _final_observations(final, done, obs, mode="SAME_STEP"):
     """Final observations `[T, n_envs, *obs_shape]`, checked where `done`."""
     T, n_envs = done.shape
     obs_shape = obs.shape[2:]
@@ -330,7 +336,7 @@ def _final_observations(final, done, obs):
         if done.any():
             t, i = np.argwhere(done)[0]
             raise ValueError(
-                f"{_FN}: final_observations is None, but in SAME_STEP mode the "
+                f"{_FN}: final_observations is None, but in {mode} mode the "
                 f"episode of sub-environment {i} ended at step {t} and its final "
                 f"observation is only in info['final_obs']; pass {expected}."
             )
@@ -392,7 +398,7 @@ def _final_observations(final, done, obs):
         raise ValueError(
             f"{_FN}: final_observations has no final observation for "
             f"sub-environment {i} at step {t}, where its episode ended (terminated "
-            f"or truncated); in SAME_STEP mode pass {expected}."
+            f"or truncated); in {mode} mode pass {expected}."
         )
     return dense
 

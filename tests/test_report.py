@@ -169,6 +169,7 @@ def test_decay_rate_recovers_a_geometric_profile():
 
 
 def test_leakage_rows_near_and_far():
+    # d_max = 12: the far half is d >= 6.
     d = [0, 1, 2, 10, 12]
     entry = _entry(d, [0.0] * 5, {"TD": {"kind": "td", "estimates": [[1, 1, 1, 0.1, 0.1]]}})
     (row,) = report.leakage_rows({"config": {}, "cells": {"toy": entry}})

@@ -369,10 +369,22 @@ def test_cartpole_reset_rows_are_masked_with_zero_reward():
         assert resets.size and np.all(np.abs(resets) <= 0.05)
 
 
-def test_collect_rejects_disabled_mode_and_plain_envs():
-    env = _cartpoles(AutoresetMode.DISABLED)
-    with pytest.raises(ValueError, match="collect: autoreset_mode=DISABLED is not"):
-        collect(env, coin_policy, 5, seed=0)
+def test_cartpole_disabled_mode_gives_the_same_rows_as_same_step():
+    # With autoreset disabled, collect resets ended sub-environments itself;
+    # the episodes (and their reset states) are those of SAME_STEP mode.
+    same, _ = cartpole_rollouts()
+    disabled = collect(_cartpoles(AutoresetMode.DISABLED), coin_policy, NUM_STEPS, seed=0)
+    assert_same_batch(disabled, same)
+
+
+def test_disabled_mode_needs_final_observations():
+    rollout = same_step_rollout()
+    rollout.pop("final_observations", None)
+    with pytest.raises(ValueError, match="final_observations is None, but in DISABLED mode"):
+        from_vector_rollout(**rollout, autoreset_mode=AutoresetMode.DISABLED)
+
+
+def test_collect_rejects_plain_envs():
     with pytest.raises(ValueError, match="env.metadata has no 'autoreset_mode'"):
         collect(gymnasium.make("CartPole-v1"), coin_policy, 5, seed=0)
     with pytest.raises(ValueError, match="num_steps=0; expected an int >= 1"):
@@ -395,11 +407,6 @@ def _same(**changes):
 
 
 BAD = {
-    "disabled": (
-        _next(),
-        AutoresetMode.DISABLED,
-        "autoreset_mode=DISABLED is not supported: .*reset_mask",
-    ),
     "unknown_mode": (_next(), "next", r"autoreset_mode='next'; expected one of"),
     "rewards_1d": (
         _next(rewards=np.ones(4)),
