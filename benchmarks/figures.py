@@ -143,8 +143,19 @@ def leakage_profile(results: dict):
             profile.items(), plotting.colors_of(profile).values()
         ):
             ax.semilogy(d, mse, "o-", ms=3, lw=1.4, color=color, label=name)
+        if d.min() < 0:
+            ax.axvline(-0.5, color="0.6", lw=1, ls="--")
+            ax.text(
+                -0.5,
+                1.0,
+                " wall",
+                transform=ax.get_xaxis_transform(),
+                va="top",
+                fontsize=7,
+                color="0.4",
+            )
         ax.set_title(cell_id, fontsize=9)
-        ax.set_xlabel("distance from the value jump (steps)")
+        ax.set_xlabel("distance from the value jump (steps; < 0: other side)")
         ax.set_ylabel("MSE (mean over seeds)")
     axes[0].legend(frameon=False, fontsize=8)
     fig.suptitle("Error profile away from the discontinuity", fontsize=10)
@@ -153,9 +164,11 @@ def leakage_profile(results: dict):
 
 
 def leakage_decay(results: dict):
-    """The fitted per-step decay of each method's squared error against the
-    discount, one panel per task label with at least two discounts; the line
-    gamma^2 for reference. None if there is no such label."""
+    """How TD's error away from the jump changes with the discount, for each
+    task label with at least two discounts: top, TD's MSE against distance
+    (d >= 0) with one line per discount; bottom, each method's fitted decay
+    of MSE per step (`report.decay_rate`) against the discount, with gamma^2
+    for reference. None if there is no such label."""
     leakage = report.leakage_rows(results)
     labels = {}
     for r in leakage:
@@ -163,19 +176,42 @@ def leakage_decay(results: dict):
     labels = {k: v for k, v in labels.items() if len({r["gamma"] for r in v}) >= 2}
     if not labels:
         return None
-    fig, axes = _panels(len(labels))
-    for ax, (label, entries) in zip(axes, labels.items()):
+    cells = report.cells_of(results)
+    fig, axes = plt.subplots(
+        2, len(labels), figsize=(4.6 * len(labels), 7), squeeze=False
+    )
+    for column, (label, entries) in enumerate(labels.items()):
+        top, bottom = axes[0, column], axes[1, column]
+        td = [r for r in entries if r["kind"] == "td"]
+        shades = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, len(td)))
+        for r, shade in zip(sorted(td, key=lambda r: r["gamma"]), shades):
+            d, mse = report.leakage_profile(cells[r["cell"]])[r["method"]]
+            side = d >= 0
+            top.semilogy(
+                d[side],
+                mse[side],
+                "o-",
+                ms=2.5,
+                lw=1.3,
+                color=shade,
+                label=f"γ = {r['gamma']:g}",
+            )
+        top.set_title(f"{label}: TD's error away from the jump", fontsize=9)
+        top.set_xlabel("distance from the value jump (steps)")
+        top.set_ylabel("MSE (mean over seeds)")
+        top.legend(frameon=False, fontsize=7)
         names = list(dict.fromkeys(r["method"] for r in entries))
         for name, color in zip(names, plotting.colors_of(names).values()):
-            mine = sorted((r["gamma"], r["decay"]) for r in entries if r["method"] == name)
+            mine = sorted(
+                (r["gamma"], r["decay"]) for r in entries if r["method"] == name
+            )
             gammas, decays = zip(*mine)
-            ax.plot(gammas, decays, "o-", color=color, label=name)
+            bottom.plot(gammas, decays, "o-", color=color, label=name)
         gammas = np.array(sorted({r["gamma"] for r in entries}))
-        ax.plot(gammas, gammas**2, "k:", lw=1, label="$\\gamma^2$")
-        ax.set_title(label, fontsize=9)
-        ax.set_xlabel("discount $\\gamma$")
-        ax.set_ylabel("fitted decay of MSE per step")
-    axes[0].legend(frameon=False, fontsize=8)
+        bottom.plot(gammas, gammas**2, "k:", lw=1, label="$\\gamma^2$")
+        bottom.set_xlabel("discount $\\gamma$")
+        bottom.set_ylabel("fitted decay of MSE per step")
+        bottom.legend(frameon=False, fontsize=7)
     fig.tight_layout()
     return fig
 

@@ -221,7 +221,7 @@ def summary_markdown(results: dict) -> str:
         lines.append("")
         lines.append(
             "MSE by walking distance d from the value jump (mean over seeds "
-            "and states): near the jump (d ≤ 2) and in the far half of the "
+            "and states): near the jump (0 ≤ d ≤ 2) and in the far half of the "
             "distances (d ≥ d_max / 2); decay: the fitted factor by which the "
             "squared error shrinks per step away from the jump, over the "
             "nearer half of the profile beyond its peak (`decay_rate`)."
@@ -240,7 +240,9 @@ def leakage_profile(entry: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     Returns `{method: (d, mse)}`: the distinct finite distances `d` of the
     cell's evaluation states (ascending) and the mean over seeds and over the
     states at each distance of the squared error. Empty if the cell records no
-    distances.
+    distances. Distances may be signed (the wall chain's short side of the
+    wall is negative); the summaries (`decay_rate`, `leakage_rows`) read the
+    side d >= 0.
     """
     if entry.get("distance") is None:
         return {}
@@ -262,14 +264,20 @@ def leakage_profile(entry: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 def decay_rate(d: np.ndarray, mse: np.ndarray) -> float:
     """The factor rho by which `mse` shrinks per unit of `d`: the least-squares
     fit of log(mse) = a + d log(rho), from the distance of the largest error
-    (at or next to the jump) over the nearer half of the remaining distances.
-    NaN with fewer than three positive points to fit."""
+    (at or next to the jump) over the nearer half of the remaining distances,
+    on the side d >= 0. NaN with fewer than three positive points to fit."""
     d = np.asarray(d, np.float64)
     mse = np.asarray(mse, np.float64)
+    side = d >= 0
+    d, mse = d[side], mse[side]
+    if d.size < 3:
+        return float("nan")
     start = int(np.argmax(mse))
     # The near half of the profile: far from the jump other boundaries (the
     # chain's exits, the maze's corners) shape the error instead.
-    stop = max(start + 1, int(np.searchsorted(d, d[start] + (d[-1] - d[start]) / 2, "right")))
+    stop = max(
+        start + 1, int(np.searchsorted(d, d[start] + (d[-1] - d[start]) / 2, "right"))
+    )
     d, mse = d[start:stop], mse[start:stop]
     keep = mse > 0
     if keep.sum() < 3:
@@ -286,7 +294,8 @@ def leakage_rows(results: dict, near: float = 2.0) -> list[dict]:
     for cell_id, entry in cells_of(results).items():
         for name, (d, mse) in leakage_profile(entry).items():
             far = d.max() / 2
-            near_mse = mse[d <= near].mean() if np.any(d <= near) else float("nan")
+            close = (d >= 0) & (d <= near)
+            near_mse = mse[close].mean() if np.any(close) else float("nan")
             far_mse = mse[d >= far].mean()
             out.append(
                 {
@@ -315,7 +324,14 @@ def leakage_markdown(leakage: list[dict]) -> str:
         ]
         for r in leakage
     ]
-    headers = ["cell", "γ", "method", "MSE, d ≤ 2", "MSE, d ≥ d_max/2", "decay / step"]
+    headers = [
+        "cell",
+        "γ",
+        "method",
+        "MSE, 0 ≤ d ≤ 2",
+        "MSE, d ≥ d_max/2",
+        "decay / step",
+    ]
     return tabulate(body, headers, tablefmt="github", disable_numparse=True) + "\n"
 
 

@@ -185,7 +185,9 @@ def _prepare(cell: CellSpec, num_seeds: int):
         "data": [d.summary() for d in datasets],
         "data_seconds": time.perf_counter() - start,
         "true_values": evaluation.values.tolist(),
-        "true_stderr": None if evaluation.stderr is None else evaluation.stderr.tolist(),
+        "true_stderr": None
+        if evaluation.stderr is None
+        else evaluation.stderr.tolist(),
         "labels": None if evaluation.labels is None else evaluation.labels.tolist(),
         # Walking distance of each evaluation state from the value jump
         # (chains and mazes), for the leakage profile.
@@ -260,7 +262,9 @@ def _save_cell(out_dir, index: int, cell_id: str, fingerprint: str, entry: dict)
     folder = _cells_dir(out_dir)
     os.makedirs(folder, exist_ok=True)
     record = {"id": cell_id, "config_hash": fingerprint, "entry": entry}
-    report.write_text(os.path.join(folder, f"{index:04d}.json"), json.dumps(record) + "\n")
+    report.write_text(
+        os.path.join(folder, f"{index:04d}.json"), json.dumps(record) + "\n"
+    )
 
 
 def finished_cells(out_dir, fingerprint: str) -> dict[str, dict]:

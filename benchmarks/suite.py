@@ -74,7 +74,9 @@ class TaskSpec:
             cell_id = label
             if settings:
                 cell_id += "[" + ",".join(f"{k}={v}" for k, v in settings.items()) + "]"
-            cells.append(CellSpec(cell_id, self.name, label, episodes, kwargs, settings))
+            cells.append(
+                CellSpec(cell_id, self.name, label, episodes, kwargs, settings)
+            )
         return cells
 
 

@@ -173,16 +173,19 @@ class WallChain(TabularTask):
         self.obs_shape = tuple(mdp.features.shape[1:])
 
     def discontinuity_distance(self) -> np.ndarray:
-        """Steps along the chain from every state to the nearest value jump,
-        `[N]`: the two states beside the wall (and the cliff state, if any)
-        are at 0."""
-        jumps = [self.wall - 1, self.wall]
-        if self.cliff is not None:
-            jumps.append(self.cliff)
+        """Steps along the chain from every state to the value jump, `[N]`.
+
+        Without a cliff, signed: `s - wall`, so the long segment right of the
+        wall runs 0, 1, 2, ... away from it and the short left segment is
+        negative (-1 beside the wall). With a cliff, the unsigned distance to
+        the nearest jump: the two states beside the wall and the cliff state
+        are at 0.
+        """
         states = np.arange(self.num_states)
-        return np.min(np.abs(states[:, None] - np.array(jumps)[None]), axis=1).astype(
-            np.float64
-        )
+        if self.cliff is None:
+            return (states - self.wall).astype(np.float64)
+        jumps = np.array([self.wall - 1, self.wall, self.cliff])
+        return np.min(np.abs(states[:, None] - jumps[None]), axis=1).astype(np.float64)
 
     def action_model(self) -> tuple[np.ndarray, np.ndarray]:
         """The dynamics of each move, for the Gymnasium version.

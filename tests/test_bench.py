@@ -77,7 +77,7 @@ def _results():
                         "nmse": [0.3, 0.1],
                         "mc_fraction": [0.5, 0.25],
                     },
-                }
+                },
             }
         },
     }
@@ -390,7 +390,6 @@ def test_bench_bad_suite_is_a_clear_error_not_a_traceback(tmp_path):
 @pytest.fixture
 def no_run(monkeypatch):
     """Fail the test if `bench` gets as far as running the suite."""
-    from adaptive_td.benchmarks import runner
 
     def run(*args, **kwargs):
         raise AssertionError("bench ran the suite despite a bad input")
@@ -453,7 +452,6 @@ def test_bench_unwritable_out_fails_before_running(tmp_path, no_run):
 
 def test_bench_defaults_quick_suite_and_bench_out(tmp_path, monkeypatch):
     # No arguments: the quick suite, results in ./bench-out, made before the run.
-    from adaptive_td.benchmarks import runner
 
     seen = {}
 

@@ -352,3 +352,22 @@ def test_sampling_several_seeds_in_one_vmapped_call_equals_one_at_a_time(name, k
         for field in ("observations", "rewards", "terminated", "truncated", "mask"):
             np.testing.assert_array_equal(getattr(batch, field), getattr(one, field))
     assert not np.array_equal(many[0].mask, many[1].mask)
+
+
+def test_chain_distance_from_the_wall_is_signed_and_with_a_cliff_unsigned():
+    chain = WallChain(num_states=6, wall=2)
+    np.testing.assert_array_equal(chain.discontinuity_distance(), [-2, -1, 0, 1, 2, 3])
+    # Jumps at states 1 and 2 (beside the wall) and at the cliff state 4.
+    cliff = WallChain(num_states=7, wall=2, cliff=4)
+    np.testing.assert_array_equal(cliff.discontinuity_distance(), [1, 0, 0, 1, 0, 1, 2])
+
+
+def test_maze_distance_from_cells_beside_an_inner_wall_by_hand():
+    # The inner wall cell (1, 3) parts (1, 2) and (1, 4); both are at 0, the
+    # other cells at their walking distance from them.
+    layout = ("#######", "#..#.G#", "#.....#", "#######")
+    maze = GridMaze(layout=layout, gamma=0.9)
+    distance = dict(zip(map(tuple, maze.cells.tolist()), maze.discontinuity_distance()))
+    assert distance[(1, 2)] == 0 and distance[(1, 4)] == 0
+    assert distance[(1, 1)] == 1 and distance[(2, 3)] == 2 and distance[(2, 1)] == 2
+    assert GridMaze(layout=("#####", "#..G#", "#####")).discontinuity_distance() is None

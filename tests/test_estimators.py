@@ -16,12 +16,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from compiles import count_compiles
 
 from adaptive_td import adaptive, estimators, networks
 from adaptive_td.data import Trajectories
-from compiles import count_compiles
 
 # -- helpers ------------------------------------------------------------------
+
 
 def _decaying_sgd(steps, lr=1.0):
     """SGD whose step size decays from lr to lr / 100, to reach a fixed point."""

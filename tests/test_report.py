@@ -8,11 +8,11 @@ import os
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from compiles import count_compiles
 
 from adaptive_td import cli
 from adaptive_td.benchmarks import report, runner
 from adaptive_td.benchmarks import suite as suite_lib
-from compiles import count_compiles
 
 # -- grids ------------------------------------------------------------------------
 
@@ -70,7 +70,9 @@ def test_method_grid_names_each_combination():
             "grid": {"interval_width": [0.5, 2.0]},
         },
     ]
-    parsed = suite_lib.parse("grid", _suite([{"name": "chain", "episodes": 5}], methods))
+    parsed = suite_lib.parse(
+        "grid", _suite([{"name": "chain", "episodes": 5}], methods)
+    )
     names = [m.name for m in parsed.methods]
     assert names == ["TD", "MC", "ATD (interval_width=0.5)", "ATD (interval_width=2.0)"]
     assert parsed.methods[3].options == {"ensemble_size": 3, "interval_width": 2.0}
@@ -171,7 +173,9 @@ def test_decay_rate_recovers_a_geometric_profile():
 def test_leakage_rows_near_and_far():
     # d_max = 12: the far half is d >= 6.
     d = [0, 1, 2, 10, 12]
-    entry = _entry(d, [0.0] * 5, {"TD": {"kind": "td", "estimates": [[1, 1, 1, 0.1, 0.1]]}})
+    entry = _entry(
+        d, [0.0] * 5, {"TD": {"kind": "td", "estimates": [[1, 1, 1, 0.1, 0.1]]}}
+    )
     (row,) = report.leakage_rows({"config": {}, "cells": {"toy": entry}})
     assert row["mse_near"] == pytest.approx(1.0)
     assert row["mse_far"] == pytest.approx(0.01)
@@ -227,7 +231,11 @@ def test_summary_counts_cells_within_ten_percent():
     results = {
         "suite": "toy",
         "config": {"seeds": 1},
-        "cells": {"a": cell(1.0, 2.0, 0.9), "b": cell(2.0, 2.0, 2.1), "c": cell(3.0, 2.0, 3.0)},
+        "cells": {
+            "a": cell(1.0, 2.0, 0.9),
+            "b": cell(2.0, 2.0, 2.1),
+            "c": cell(3.0, 2.0, 3.0),
+        },
     }
     (s,) = report.adaptive_summary(results)
     assert (s["cells"], s["close"], s["wins"]) == (3, 2, 1)

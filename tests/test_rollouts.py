@@ -373,14 +373,18 @@ def test_cartpole_disabled_mode_gives_the_same_rows_as_same_step():
     # With autoreset disabled, collect resets ended sub-environments itself;
     # the episodes (and their reset states) are those of SAME_STEP mode.
     same, _ = cartpole_rollouts()
-    disabled = collect(_cartpoles(AutoresetMode.DISABLED), coin_policy, NUM_STEPS, seed=0)
+    disabled = collect(
+        _cartpoles(AutoresetMode.DISABLED), coin_policy, NUM_STEPS, seed=0
+    )
     assert_same_batch(disabled, same)
 
 
 def test_disabled_mode_needs_final_observations():
     rollout = same_step_rollout()
     rollout.pop("final_observations", None)
-    with pytest.raises(ValueError, match="final_observations is None, but in DISABLED mode"):
+    with pytest.raises(
+        ValueError, match="final_observations is None, but in DISABLED mode"
+    ):
         from_vector_rollout(**rollout, autoreset_mode=AutoresetMode.DISABLED)
 
 
