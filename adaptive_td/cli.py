@@ -89,7 +89,10 @@ def bench(suite, seeds, out, resume):
 
         def on_progress(p):
             what = "collecting data and ground truth" if p.method is None else p.method
-            description = f"{p.cell}: {what}" if p.cell else f"suite {spec.name}: done"
+            cells = f"cell {p.cells_done + 1}/{p.cells_total}"
+            description = (
+                f"{cells} {p.cell}: {what}" if p.cell else f"suite {spec.name}: done"
+            )
             progress.update(
                 bar, completed=p.done, total=p.total, description=description
             )

@@ -51,14 +51,17 @@ class Progress:
     """What the runner is doing, for a progress display.
 
     `done` fits of `total` are finished (a cell's data collection counts as
-    one); `cell` is the cell's id and `method` the method being fitted, or
-    None while the cell collects data and ground truth.
+    one); `cells_done` cells of `cells_total`; `cell` is the cell's id and
+    `method` the method being fitted, or None while the cell collects data
+    and ground truth (and `cell` is "" once the run is done).
     """
 
     done: int
     total: int
     cell: str
     method: str | None
+    cells_done: int = 0
+    cells_total: int = 0
 
 
 def environment() -> dict[str, str]:
@@ -148,11 +151,15 @@ def run(
             continue
         done = index * per_cell
         if on_progress:
-            on_progress(Progress(done, total, cell.id, None))
+            on_progress(Progress(done, total, cell.id, None, index, len(cells)))
         task, evaluation, datasets, entry = _prepare(cell, num_seeds)
         for i, method in enumerate(suite.methods):
             if on_progress:
-                on_progress(Progress(done + 1 + i, total, cell.id, method.name))
+                on_progress(
+                    Progress(
+                        done + 1 + i, total, cell.id, method.name, index, len(cells)
+                    )
+                )
             key = (method.name, task.gamma)
             if key not in estimators:
                 estimators[key] = suite.estimator(method, task.gamma)
@@ -163,7 +170,7 @@ def run(
         if out_dir is not None:
             _save_cell(out_dir, index, cell.id, fingerprint, entry)
     if on_progress:
-        on_progress(Progress(total, total, "", None))
+        on_progress(Progress(total, total, "", None, len(cells), len(cells)))
     return results
 
 

@@ -291,6 +291,8 @@ def test_run_writes_one_file_per_cell_and_reports_progress(full_run):
     assert [p.done for p in seen] == list(range(10))
     assert seen[-1].done == seen[-1].total == 9
     assert seen[1].cell == "chain[r_left=2.0]" and seen[1].method == "TD"
+    assert [p.cells_done for p in seen] == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3]
+    assert {p.cells_total for p in seen} == {3}
 
 
 def test_cells_of_equal_shapes_share_compiled_programs(run_suite, full_run):
