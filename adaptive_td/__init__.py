@@ -6,7 +6,7 @@ value_fn = atd.AdaptiveTD(gamma=0.99).fit(trajectories, key=0)
 
 import os as _os
 
-from adaptive_td import linear, metrics, networks, returns, rollouts
+from adaptive_td import datasets, linear, metrics, networks, returns, rollouts
 from adaptive_td.adaptive import AdaptiveTD, AdaptiveValueFunction
 from adaptive_td.data import Trajectories
 from adaptive_td.estimators import TD, MonteCarlo, NStepTD, TDLambda, ValueFunction
@@ -35,6 +35,7 @@ __all__ = [
     "TDLambda",
     "Trajectories",
     "ValueFunction",
+    "datasets",
     "from_vector_rollout",
     "linear",
     "lstd",
