@@ -3,9 +3,9 @@
 A cell is one task configuration (see `suite.CellSpec`). For each cell, seed s
 gets its own data set (`task.collect(episodes, seed=s)`) and its own PRNG key;
 the seeds of one method run vmapped inside one compiled program (`fit` with a
-list of data sets). One estimator object serves every cell with the same
-method and discount, so cells whose data have equal shapes reuse its compiled
-program instead of compiling again.
+list of data sets). An estimator is kept for each method, discount and data
+shape of the last two cells' worth of fits (`_EstimatorCache`), so cells whose
+data have equal shapes reuse its compiled program instead of compiling again.
 
 `run` returns every raw number in one dict (`results.json`, see `report`);
 with an output folder each finished cell is also written to
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import glob
 import hashlib
 import importlib.metadata
@@ -144,7 +145,7 @@ def run(
     }
     per_cell = len(suite.methods) + 1
     total = len(cells) * per_cell
-    estimators = {}
+    estimators = _EstimatorCache(capacity=2 * len(suite.methods))
     for index, cell in enumerate(cells):
         if cell.id in finished:
             results["cells"][cell.id] = finished[cell.id]
@@ -160,11 +161,12 @@ def run(
                         done + 1 + i, total, cell.id, method.name, index, len(cells)
                     )
                 )
-            key = (method.name, task.gamma)
-            if key not in estimators:
-                estimators[key] = suite.estimator(method, task.gamma)
+            estimator = estimators.get(
+                (method.name, task.gamma, _shapes(datasets)),
+                functools.partial(suite.estimator, method, task.gamma),
+            )
             entry["methods"][method.name] = _fit_and_score(
-                estimators[key], method, datasets, evaluation, num_seeds
+                estimator, method, datasets, evaluation, num_seeds
             )
         results["cells"][cell.id] = entry
         if out_dir is not None:
@@ -172,6 +174,43 @@ def run(
     if on_progress:
         on_progress(Progress(total, total, "", None, len(cells), len(cells)))
     return results
+
+
+class _EstimatorCache:
+    """The estimators of the last few (method, discount, data shapes), so that
+    cells with equal shapes reuse a compiled program.
+
+    Bounded on purpose: every compiled XLA CPU program holds hundreds of
+    memory mappings for as long as its estimator lives (an Adaptive TD fit
+    about 600), and a process may hold 65530 (Linux's default
+    vm.max_map_count); a paper-sized suite that kept every estimator crashed
+    in LLVM ("Cannot allocate memory"). The least recently used estimator
+    goes first.
+    """
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._entries: dict = {}
+
+    def get(self, key, build):
+        if key in self._entries:
+            self._entries[key] = self._entries.pop(key)  # most recent last
+        else:
+            self._entries[key] = build()
+            while len(self._entries) > self.capacity:
+                self._entries.pop(next(iter(self._entries)))
+        return self._entries[key]
+
+
+def _shapes(datasets) -> tuple:
+    """What a multi-seed fit compiles for: seeds, padded length, observations."""
+    first = datasets[0]
+    return (
+        len(datasets),
+        max(d.batch_size * d.horizon for d in datasets),
+        first.obs_shape,
+        str(np.asarray(first.observations).dtype),
+    )
 
 
 def _prepare(cell: CellSpec, num_seeds: int):

@@ -402,3 +402,19 @@ def test_report_command_without_results_is_one_line(tmp_path):
     (tmp_path / "results.json").write_text("[1, 2")
     done = CliRunner().invoke(cli.main, ["report", str(tmp_path)])
     assert "cannot be read as JSON" in done.output
+
+
+def test_estimator_cache_keeps_the_most_recently_used():
+    built = []
+    cache = runner._EstimatorCache(capacity=2)
+
+    def build(name):
+        return lambda: built.append(name) or name
+
+    assert cache.get("a", build("a")) == "a"
+    assert cache.get("b", build("b")) == "b"
+    assert cache.get("a", build("a")) == "a"  # reused, now the most recent
+    cache.get("c", build("c"))  # evicts b, the least recently used
+    cache.get("a", build("a"))
+    cache.get("b", build("b"))
+    assert built == ["a", "b", "c", "b"]
