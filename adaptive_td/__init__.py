@@ -6,7 +6,15 @@ value_fn = atd.AdaptiveTD(gamma=0.99).fit(trajectories, key=0)
 
 import os as _os
 
-from adaptive_td import datasets, linear, metrics, networks, returns, rollouts
+from adaptive_td import (
+    checkpoint,
+    datasets,
+    linear,
+    metrics,
+    networks,
+    returns,
+    rollouts,
+)
 from adaptive_td.adaptive import AdaptiveTD, AdaptiveValueFunction
 from adaptive_td.data import Trajectories
 from adaptive_td.estimators import TD, MonteCarlo, NStepTD, TDLambda, ValueFunction
@@ -35,6 +43,7 @@ __all__ = [
     "TDLambda",
     "Trajectories",
     "ValueFunction",
+    "checkpoint",
     "datasets",
     "from_vector_rollout",
     "linear",
