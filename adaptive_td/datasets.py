@@ -23,8 +23,8 @@ asked to (`allow_unfinished=True`), since a missing flag is more often a bug.
   same batch.
 - `from_rlds_steps`: RLDS episodes of step dicts, as NumPy (no TensorFlow).
 
-pandas and pyarrow are needed only by the table and Parquet functions and are
-imported there.
+pandas and pyarrow (dependencies of the package) are imported only by the
+table and Parquet functions, so that importing this module stays fast.
 """
 
 from __future__ import annotations
