@@ -22,6 +22,8 @@ asked to (`allow_unfinished=True`), since a missing flag is more often a bug.
   `write_parquet` write a batch in that schema, and reading it back gives the
   same batch.
 - `from_rlds_steps`: RLDS episodes of step dicts, as NumPy (no TensorFlow).
+- `from_minari`: a Minari dataset, read through Minari's own API (minari is
+  an optional dependency, imported only there).
 
 pandas and pyarrow (dependencies of the package) are imported only by the
 table and Parquet functions, so that importing this module stays fast.
@@ -31,14 +33,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from adaptive_td.data import Trajectories, segment_cuts
 
+if TYPE_CHECKING:
+    import minari
+
 __all__ = [
     "from_dataframe",
+    "from_minari",
     "from_rlds_steps",
     "from_transitions",
     "read_parquet",
@@ -1037,6 +1043,282 @@ def _rlds_field(fn, e, key, values, count) -> np.ndarray:
                 f"expected arrays of numbers of one shape."
             )
     return np.stack(arrays)
+
+
+# -- Minari -------------------------------------------------------------------
+
+
+def from_minari(
+    dataset: minari.MinariDataset | str,
+    *,
+    episode_indices: Iterable[int] | None = None,
+    allow_unfinished: bool = False,
+) -> Trajectories:
+    """Convert a Minari dataset, one padded row per episode.
+
+    The episodes are read with Minari's own API,
+    `dataset.iterate_episodes(episode_indices)`, which yields one
+    `minari.EpisodeData` per episode. Minari's layout (the `EpisodeData`
+    reference, minari.farama.org/api/minari_dataset/episode_data, and
+    `minari.DataCollector`, checked against minari 0.5.4): an episode of T
+    steps holds
+      - `observations` `[T + 1, *obs_shape]`: the initial and the final
+        observations included, so s_0 ... s_T;
+      - `actions` `[T, ...]`, a_t taken in s_t;
+      - `rewards` `[T]`, r_t received after a_t;
+      - `terminations` `[T]`, `truncations` `[T]` (bool): the `terminated`
+        and `truncated` values Gymnasium's `step` returned after each step.
+    This is the library's layout already: step t is s_t -> s_{t+1} with r_t,
+    and the flags of the last step say how the episode ended (both set:
+    termination wins). Only the last step may carry a flag; a flag on an
+    earlier step means two episodes were joined, and raises. An episode with
+    neither flag on its last step was cut mid-episode: `DataCollector` marks
+    an episode left unfinished at `reset` or `create_dataset` as truncated,
+    but Minari stores whatever episode buffers it is given
+    (`create_dataset_from_buffers`, `update_dataset_from_buffer`); such an
+    episode is accepted only with `allow_unfinished=True`, and then
+    bootstraps from its final observation. The final observation of a
+    terminated episode is never read and may hold NaN or inf; every other
+    observation and every reward must be finite.
+
+    Only array spaces are supported: observations and actions from Box,
+    Discrete, MultiDiscrete or MultiBinary spaces (Minari returns each as
+    one array per episode, in the space's dtype). Dict and Tuple spaces raise;
+    flatten them when recording (e.g. wrap the environment in
+    `gymnasium.wrappers.FlattenObservation` before `DataCollector`). Values
+    are taken as Minari returns them: image observations stored with Minari's
+    (lossy) JPEG encoding come back decoded, not as they were recorded.
+    Episode `infos`, seeds and metadata have no place in `Trajectories` and
+    are not converted.
+
+    Args:
+      dataset: a `minari.MinariDataset`, or the id of a local dataset, loaded
+        with `minari.load_dataset(dataset)` (nothing is downloaded).
+      episode_indices: the ids of the episodes to convert (`EpisodeData.id`,
+        as `iterate_episodes` takes them), each once, all among
+        `dataset.episode_indices`; the batch holds them in the order given.
+        None (default): all episodes of the dataset, in the order of
+        `dataset.episode_indices` (which follows `filter_episodes` and
+        `split_dataset`).
+      allow_unfinished: accept episodes whose last step has neither flag.
+
+    Returns:
+      A validated `Trajectories` `[E, T_max + 1, *obs_shape]`, row e holding
+      the e-th episode, with its actions.
+
+    Raises:
+      ImportError: when minari is not installed.
+      FileNotFoundError: from `minari.load_dataset`, when no local dataset has
+        the id given.
+      ValueError: for an unsupported space (naming it), bad `episode_indices`,
+        and for an episode whose fields have the wrong lengths or dtypes,
+        that has a flag before its last step, no end flag, or NaN or inf,
+        naming the episode (its id) and the step.
+
+    Example (it writes a dataset under MINARI_DATASETS_PATH):
+
+        import gymnasium as gym
+        import minari
+
+        env = minari.DataCollector(gym.make("CartPole-v1"), data_format="arrow")
+        env.action_space.seed(0)
+        for seed in range(3):
+            env.reset(seed=seed)
+            done = False
+            while not done:
+                _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+                done = terminated or truncated
+        env.create_dataset("me/cartpole-random-v0")
+        traj = from_minari("me/cartpole-random-v0")  # 3 rows, actions kept
+    """
+    fn = "from_minari"
+    try:
+        import minari
+    except ImportError as error:
+        raise ImportError("from_minari needs minari: pip install minari") from error
+    from gymnasium import spaces
+
+    # Spaces whose values Minari returns as one NumPy array per episode.
+    array_spaces = (
+        spaces.Box,
+        spaces.Discrete,
+        spaces.MultiDiscrete,
+        spaces.MultiBinary,
+    )
+
+    if isinstance(dataset, str):
+        dataset = minari.load_dataset(dataset)
+    elif not isinstance(dataset, minari.MinariDataset):
+        raise ValueError(
+            f"{fn}: got a {type(dataset).__name__}; expected a minari.MinariDataset "
+            "or the id of a local Minari dataset (a string)."
+        )
+    name = f"dataset {dataset.id!r}"
+    for kind, space in (
+        ("observation", dataset.observation_space),
+        ("action", dataset.action_space),
+    ):
+        if not isinstance(space, array_spaces):
+            how = (
+                "wrap the environment in gymnasium.wrappers.FlattenObservation "
+                "before minari.DataCollector"
+                if kind == "observation"
+                else "record flat actions, e.g. with an action wrapper using "
+                "gymnasium.spaces.flatten_space and gymnasium.spaces.unflatten"
+            )
+            raise ValueError(
+                f"{fn}: {name} has {kind} space {space}; only array spaces "
+                "(Box, Discrete, MultiDiscrete, MultiBinary) are supported. "
+                f"Flatten the {kind}s to one array when recording the dataset: "
+                f"{how}."
+            )
+
+    available = np.asarray(dataset.episode_indices).reshape(-1)
+    if episode_indices is None:
+        indices = [int(i) for i in available]
+        if not indices:
+            raise ValueError(f"{fn}: {name} has no episodes; expected at least one.")
+    else:
+        indices = _minari_indices(fn, name, episode_indices, available)
+
+    converted = [
+        _minari_episode(fn, episode, allow_unfinished)
+        for episode in dataset.iterate_episodes(indices)
+    ]
+    if len(converted) != len(indices):
+        raise ValueError(
+            f"{fn}: {name} gave {len(converted)} episodes for the "
+            f"{len(indices)} episode indices asked for."
+        )
+    return Trajectories.from_episodes(converted)
+
+
+def _minari_indices(fn, name, episode_indices, available) -> list[int]:
+    """`episode_indices` as a list of ints, each once and in `available`."""
+    given = None
+    if not isinstance(episode_indices, (str, bytes, Mapping)):
+        try:
+            given = np.asarray(
+                episode_indices
+                if isinstance(episode_indices, np.ndarray)
+                else list(episode_indices)
+            )
+        except (TypeError, ValueError):
+            given = None
+    if given is not None and given.shape == (0,):
+        raise ValueError(
+            f"{fn}: episode_indices is empty; expected at least one episode id "
+            "(or None for all episodes)."
+        )
+    if given is None or given.ndim != 1 or given.dtype.kind not in "iu":
+        raise ValueError(
+            f"{fn}: episode_indices={episode_indices!r}; expected a sequence of "
+            "integer episode ids (EpisodeData.id), e.g. [0, 3, 4]."
+        )
+    values, counts = np.unique(given, return_counts=True)
+    if (counts > 1).any():
+        raise ValueError(
+            f"{fn}: episode_indices repeats episode ids "
+            f"{[int(v) for v in values[counts > 1]]}; give each episode once."
+        )
+    known = set(available.tolist())
+    missing = [int(i) for i in given if int(i) not in known]
+    if missing:
+        raise ValueError(
+            f"{fn}: {name} has no episodes with ids {missing}; its episode ids "
+            f"(dataset.episode_indices) are {_show(available)}."
+        )
+    return [int(i) for i in given]
+
+
+def _minari_episode(fn, episode, allow_unfinished) -> dict[str, Any]:
+    """One `minari.EpisodeData` as a `from_episodes` episode, checked."""
+    e = f"episode {_show_id(episode.id)}"
+    rew = np.asarray(episode.rewards)
+    if rew.ndim != 1 or rew.shape[0] == 0:
+        raise ValueError(
+            f"{fn}: {e} rewards has shape {rew.shape}; expected [T] with T >= 1 "
+            "steps, one reward per step."
+        )
+    T = rew.shape[0]
+    _check_real(fn, f"{e} rewards", rew)
+    fields = {}
+    for key, count in (("observations", T + 1), ("actions", T)):
+        value = getattr(episode, key)
+        if not isinstance(value, np.ndarray):
+            raise ValueError(
+                f"{fn}: {e} {key} is a {type(value).__name__}; expected one "
+                "array (a Box, Discrete, MultiDiscrete or MultiBinary space). "
+                f"Flatten the {key} when recording the dataset."
+            )
+        if value.ndim == 0 or value.shape[0] != count:
+            raise ValueError(
+                f"{fn}: {e} has {value.shape[0] if value.ndim else 0} {key} and "
+                f"{T} rewards; expected {count} {key} ("
+                + (
+                    "s_0 ... s_T: Minari episodes include the initial and the "
+                    "final observation, one more than rewards)."
+                    if key == "observations"
+                    else "one per step)."
+                )
+            )
+        fields[key] = value
+    obs = fields["observations"]
+    _check_real(fn, f"{e} observations", obs)
+    flags = {}
+    for key in ("terminations", "truncations"):
+        value = np.asarray(getattr(episode, key))
+        if value.shape != (T,) or value.dtype != np.bool_:
+            raise ValueError(
+                f"{fn}: {e} {key} has shape {value.shape} and dtype {value.dtype}; "
+                f"expected ({T},) bool, one flag per step like rewards."
+            )
+        flags[key] = value
+    term, trunc = flags["terminations"], flags["truncations"]
+    early = (term | trunc)[:-1]
+    if early.any():
+        t = int(np.argmax(early))
+        kind = "terminated" if term[t] else "truncated"
+        raise ValueError(
+            f"{fn}: {e} step {t} is {kind}, but the episode has {T} steps and "
+            f"only its last step ({T - 1}) may end it; are two episodes joined "
+            "into one?"
+        )
+    if not (term[-1] or trunc[-1]) and not allow_unfinished:
+        raise ValueError(
+            f"{fn}: {e} has no end: its last step {T - 1} is neither terminated "
+            "nor truncated (an episode cut mid-episode); pass "
+            "allow_unfinished=True to accept it, and it will bootstrap from its "
+            "final observation."
+        )
+    if np.issubdtype(rew.dtype, np.floating) and not np.isfinite(rew).all():
+        t = int(np.argmax(~np.isfinite(rew)))
+        raise ValueError(
+            f"{fn}: {e} step {t}: reward is {rew[t]}; rewards must be finite "
+            "(NaN and inf are not allowed)."
+        )
+    if np.issubdtype(obs.dtype, np.floating):
+        finite = _per_row(np.isfinite(obs))
+        finite[T] |= bool(term[-1])
+        if not finite.all():
+            t = int(np.argmax(~finite))
+            what = (
+                f"step {t}: observation"
+                if t < T
+                else f"step {T - 1} (the last): its next observation"
+            )
+            raise ValueError(
+                f"{fn}: {e} {what} (observations[{t}]) is {_show(obs[t])}; "
+                "observations must be finite (NaN and inf are allowed only in "
+                "the final observation of a terminated episode)."
+            )
+    return dict(
+        observations=obs,
+        rewards=rew,
+        terminated=np.bool_(term[-1]),
+        truncated=np.bool_(trunc[-1]),
+        actions=fields["actions"],
+    )
 
 
 # -- shared checks ------------------------------------------------------------
