@@ -27,7 +27,7 @@ def chain_values(ax, positions, true_values, estimates: Mapping[str, np.ndarray]
     order = np.argsort(positions)
     x = np.asarray(positions)[order]
     ax.plot(x, np.asarray(true_values)[order], "k-", lw=2.5, label="true $V^\\pi$")
-    for (name, values), color in zip(estimates.items(), _colors()):
+    for (name, values), color in zip(estimates.items(), colors_of(estimates).values()):
         values = np.atleast_2d(np.asarray(values))[:, order]
         for row in values:
             ax.plot(x, row, color=color, lw=0.7, alpha=0.3)
@@ -43,7 +43,7 @@ def chain_errors(ax, positions, true_values, estimates: Mapping[str, np.ndarray]
     order = np.argsort(positions)
     x = np.asarray(positions)[order]
     truth = np.asarray(true_values)[order]
-    for (name, values), color in zip(estimates.items(), _colors()):
+    for (name, values), color in zip(estimates.items(), colors_of(estimates).values()):
         values = np.atleast_2d(np.asarray(values))[:, order]
         ax.semilogy(x, np.abs(values - truth).mean(0), color=color, lw=1.8, label=name)
     ax.set_xlabel("state")
@@ -119,7 +119,7 @@ def maze_map(
 def against_truth(ax, true_values, estimates: Mapping[str, np.ndarray]):
     """Estimated against true values (all seeds), with the identity line."""
     truth = np.asarray(true_values)
-    for (name, values), color in zip(estimates.items(), _colors()):
+    for (name, values), color in zip(estimates.items(), colors_of(estimates).values()):
         values = np.atleast_2d(np.asarray(values))
         ax.scatter(
             np.broadcast_to(truth, values.shape),
@@ -146,10 +146,12 @@ def save(fig, path: str | os.PathLike) -> None:
     plt.close(fig)
 
 
-def _colors():
-    return plt.rcParams["axes.prop_cycle"].by_key()["color"]
-
-
 def colors_of(names) -> dict[str, str]:
-    """The colour each of `names` gets in the line and scatter plots here."""
-    return dict(zip(names, _colors()))
+    """The colour of each of `names` in the figures here: matplotlib's default
+    cycle for up to 10 names, tab20 for up to 20, repeating beyond that."""
+    names = list(names)
+    if len(names) <= 10:
+        palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    else:
+        palette = [matplotlib.colors.to_hex(c) for c in plt.get_cmap("tab20").colors]
+    return {name: palette[i % len(palette)] for i, name in enumerate(names)}

@@ -496,3 +496,22 @@ def test_figure_of_a_task_labelled_by_float_states_is_a_scatter():
     fig = figures.cell_figure("toy", entry)
     assert len(fig.axes) == 1
     assert fig.axes[0].get_xlabel() == "true $V^\\pi$"
+
+
+def test_chain_figure_gives_every_one_of_many_methods_its_own_colour():
+    # More methods than matplotlib's 10-colour cycle (the paper suite has 11).
+    names = [f"method {i}" for i in range(12)]
+    entry = {
+        "description": "toy chain",
+        "true_values": [1.0, 0.0, 0.5],
+        "labels": [0, 1, 2],
+        "methods": {
+            name: {"estimates": [[1.0, 0.1, 0.4]], "uses_mc_target": [[1, 0, 0]]}
+            for name in names
+        },
+    }
+    fig = figures.cell_figure("toy", entry)
+    lines = [line for line in fig.axes[0].get_lines() if line.get_label() in names]
+    assert len(lines) == 12
+    assert len({line.get_color() for line in lines}) == 12
+    assert len(fig.axes[2].patches) == 12 * 3
