@@ -223,8 +223,9 @@ def summary_markdown(results: dict) -> str:
             "MSE by walking distance d from the value jump (mean over seeds "
             "and states): near the jump (0 ≤ d ≤ 2) and in the far half of the "
             "distances (d ≥ d_max / 2); decay: the fitted factor by which the "
-            "squared error shrinks per step away from the jump, over the "
-            "nearer half of the profile beyond its peak (`decay_rate`)."
+            "squared error changes per step away from the jump, fitted over the "
+            "nearer half of the distances (below 1: the error is concentrated "
+            "at the jump and decays away from it; near 1: no such structure)."
         )
         lines.append("")
         lines.append(leakage_markdown(leakage))
@@ -262,27 +263,18 @@ def leakage_profile(entry: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def decay_rate(d: np.ndarray, mse: np.ndarray) -> float:
-    """The factor rho by which `mse` shrinks per unit of `d`: the least-squares
-    fit of log(mse) = a + d log(rho), from the distance of the largest error
-    (at or next to the jump) over the nearer half of the remaining distances,
-    on the side d >= 0. NaN with fewer than three positive points to fit."""
+    """The factor rho by which `mse` changes per unit of `d` near the jump:
+    the least-squares fit of log(mse) = a + d log(rho) over the nearer half
+    of the distances on the side d >= 0 (from d = 0 to half the largest).
+    rho well below 1 means the error is concentrated at the jump and decays
+    away from it (leakage); rho near 1 means no such structure. NaN with
+    fewer than three positive points to fit."""
     d = np.asarray(d, np.float64)
     mse = np.asarray(mse, np.float64)
-    side = d >= 0
-    d, mse = d[side], mse[side]
-    if d.size < 3:
+    near = (d >= 0) & (d <= d.max() / 2) & (mse > 0)
+    if near.sum() < 3:
         return float("nan")
-    start = int(np.argmax(mse))
-    # The near half of the profile: far from the jump other boundaries (the
-    # chain's exits, the maze's corners) shape the error instead.
-    stop = max(
-        start + 1, int(np.searchsorted(d, d[start] + (d[-1] - d[start]) / 2, "right"))
-    )
-    d, mse = d[start:stop], mse[start:stop]
-    keep = mse > 0
-    if keep.sum() < 3:
-        return float("nan")
-    slope = np.polyfit(d[keep], np.log(mse[keep]), 1)[0]
+    slope = np.polyfit(d[near], np.log(mse[near]), 1)[0]
     return float(np.exp(slope))
 
 

@@ -163,11 +163,15 @@ def test_leakage_profile_averages_seeds_then_states_at_each_distance():
 
 
 def test_decay_rate_recovers_a_geometric_profile():
-    d = np.arange(12.0)
-    # Peak at d=1, then halving per step; the fit starts at the peak.
-    mse = np.concatenate([[0.5], 0.5 ** (d[1:] - 1) * 4])
+    # MSE halving per step from the jump; the far half (d > 10) is ignored,
+    # and so is the other side of the wall (d < 0).
+    d = np.arange(-3.0, 21.0)
+    mse = np.where(d < 0, 5.0, 4 * 0.5**d)
+    mse[d > 10] = 1.0
     assert report.decay_rate(d, mse) == pytest.approx(0.5)
-    assert np.isnan(report.decay_rate(d[:2], mse[:2]))
+    # A flat profile decays by a factor 1 per step.
+    assert report.decay_rate(d, np.full(d.shape, 0.3)) == pytest.approx(1.0)
+    assert np.isnan(report.decay_rate(d[:5], mse[:5]))
 
 
 def test_leakage_rows_near_and_far():
