@@ -356,6 +356,13 @@ def test_bench_end_to_end(tmp_path):
             assert np.all(np.isfinite(cell["nmse"]))
             assert np.shape(cell["estimates"]) == (2, len(entry["true_values"]))
     assert results["config"]["training"]["steps"] == 30
+    # The coverage curve rebuilt from the stored ensemble agrees, at the
+    # method's own width (k = 1, the default), with the interval coverage the
+    # fitted value function measured.
+    for entry in results["cells"].values():
+        atd_cell = entry["methods"]["Adaptive TD"]
+        (rebuilt,) = report.coverage_curve(atd_cell, entry["true_values"], [1.0])
+        assert rebuilt == pytest.approx(np.mean(atd_cell["interval_coverage"]))
     assert "jax" in results["environment"]["versions"]
 
     with open(out / "table.csv", newline="") as f:
