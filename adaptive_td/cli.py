@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import glob
 import os
 import sys
 import tempfile
@@ -22,6 +23,7 @@ from typing import Any
 import click
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -85,6 +87,12 @@ def bench(suite, seeds, out, resume):
     except OSError as error:
         raise click.ClickException(_out_error(out, error)) from None
 
+    earlier = len(glob.glob(os.path.join(out, "cells", "*.json")))
+    if earlier and not resume:
+        console.print(
+            f"{out} holds {earlier} finished cells of an earlier run; this run "
+            "replaces them (--resume would reuse them)."
+        )
     start = time.perf_counter()
     with Progress(
         TextColumn("{task.description}"),
@@ -100,7 +108,7 @@ def bench(suite, seeds, out, resume):
         def on_progress(p):
             what = "collecting data and ground truth" if p.method is None else p.method
             cells = f"cell {p.cells_done + 1}/{p.cells_total}"
-            description = (
+            description = escape(
                 f"{cells} {p.cell}: {what}" if p.cell else f"suite {spec.name}: done"
             )
             progress.update(

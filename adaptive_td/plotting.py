@@ -112,7 +112,20 @@ def maze_map(
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
-    plt.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+    # Arrows on the colour bar where values lie outside [vmin, vmax].
+    finite = image.compressed()
+    extend = {
+        (False, False): "neither",
+        (True, False): "min",
+        (False, True): "max",
+        (True, True): "both",
+    }[
+        (
+            vmin is not None and finite.size > 0 and finite.min() < vmin,
+            vmax is not None and finite.size > 0 and finite.max() > vmax,
+        )
+    ]
+    plt.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, extend=extend)
     return ax
 
 

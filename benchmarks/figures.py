@@ -28,8 +28,9 @@ def write_all(results: dict, folder: str | os.PathLike) -> dict[str, str]:
     """Draw every figure into `folder` (created); return the paths by kind."""
     os.makedirs(folder, exist_ok=True)
     paths = {}
-    for cell_id, entry in report.cells_of(results).items():
-        path = os.path.join(folder, f"{report.slug(cell_id)}.png")
+    for cell_id, name in file_names(report.cells_of(results)).items():
+        path = os.path.join(folder, f"{name}.png")
+        entry = report.cells_of(results)[cell_id]
         plotting.save(cell_figure(cell_id, entry), path)
         paths[f"figure {cell_id}"] = path
     drawers = {
@@ -45,6 +46,27 @@ def write_all(results: dict, folder: str | os.PathLike) -> dict[str, str]:
             plotting.save(fig, path)
             paths[name] = path
     return paths
+
+
+# The names of the figures across cells, which no cell's file may take.
+ACROSS = ("leakage_profile", "leakage_decay", "data_size", "coverage")
+# Longest file stem of a per-cell figure (file systems allow 255 bytes).
+_MAX_STEM = 100
+
+
+def file_names(cells) -> dict[str, str]:
+    """A distinct file stem per cell id: `report.slug` of the id, cut to
+    100 characters; where that is empty, taken already (two ids that slug
+    alike) or the name of an across-cell figure, the cell's position is
+    appended (`-3`)."""
+    names, taken = {}, set(ACROSS)
+    for position, cell_id in enumerate(cells):
+        stem = report.slug(cell_id)[:_MAX_STEM]
+        if not stem or stem in taken:
+            stem = f"{stem or 'cell'}-{position}"
+        taken.add(stem)
+        names[cell_id] = stem
+    return names
 
 
 def _panels(count: int, width: float = 4.2, height: float = 3.4):
@@ -110,7 +132,11 @@ def _maze_figure(title, entry, labels, truth, estimates, uses_mc):
         panels.append((name, values.mean(0), dict(vmin=lo, vmax=hi)))
     for name in estimates:
         panels.append(
-            (f"|error| {name}", errors[name], dict(vmin=0.0, vmax=worst, cmap="magma"))
+            (
+                f"|mean − true| {name}",
+                errors[name],
+                dict(vmin=0.0, vmax=worst, cmap="magma"),
+            )
         )
     for name, used in uses_mc.items():
         fraction = np.atleast_2d(used).astype(float).mean(0)
@@ -264,12 +290,15 @@ def coverage(results: dict):
                 curves.setdefault(label, {}).setdefault(name, []).append(curve)
     if not curves:
         return None
+    # The colours of the other figures: over all of a cell's methods.
+    names = list(next(iter(report.cells_of(results).values()))["methods"])
+    colors = plotting.colors_of(names)
     fig, axes = _panels(len(curves))
     for ax, (label, methods) in zip(axes, curves.items()):
-        for (name, runs), color in zip(
-            methods.items(), plotting.colors_of(methods).values()
-        ):
-            ax.plot(WIDTHS, np.mean(runs, axis=0), color=color, label=name, lw=1.4)
+        for name, runs in methods.items():
+            ax.plot(
+                WIDTHS, np.mean(runs, axis=0), color=colors[name], label=name, lw=1.4
+            )
         ax.plot(
             WIDTHS,
             2 * scipy.stats.norm.cdf(WIDTHS) - 1,

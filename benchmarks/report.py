@@ -25,6 +25,7 @@ every file from `DIR/results.json` without running anything.
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import json
 import math
@@ -86,10 +87,12 @@ def rows(results: dict) -> list[dict]:
     for cell_id, entry in cells_of(results).items():
         methods = entry["methods"]
         means = {name: float(np.mean(m["nmse"])) for name, m in methods.items()}
-        best = min(
+        baselines = [
             means[name] for name, m in methods.items() if m["kind"] in ("td", "mc")
-        )
-        ordered = sorted(means.values())
+        ]
+        best = float(np.nanmin(baselines)) if np.isfinite(baselines).any() else np.nan
+        # NaN (a diverged method) ranks last.
+        ordered = sorted(means.values(), key=lambda v: (np.isnan(v), v))
         for name, method in methods.items():
             mean, low, high = metrics.mean_interval(method["nmse"])
             table.append(
@@ -99,7 +102,7 @@ def rows(results: dict) -> list[dict]:
                     "nmse_mean": mean,
                     "nmse_low": low,
                     "nmse_high": high,
-                    "rank": 1 + ordered.index(means[name]),
+                    "rank": 1 + _index(ordered, means[name]),
                     "ratio_to_best": mean / best if best > 0 else float("nan"),
                     "mc_targets": float(np.mean(method["mc_fraction"]))
                     if "mc_fraction" in method
@@ -108,6 +111,13 @@ def rows(results: dict) -> list[dict]:
                 }
             )
     return table
+
+
+def _index(ordered: list[float], value: float) -> int:
+    """The first position of `value` in `ordered`, NaN matching NaN."""
+    if np.isnan(value):
+        return next(i for i, v in enumerate(ordered) if np.isnan(v))
+    return ordered.index(value)
 
 
 def formatted(table: list[dict], num_seeds: int) -> tuple[list[str], list[list[str]]]:
@@ -394,8 +404,46 @@ def load(out_dir: str | os.PathLike) -> dict:
         raise ValueError(f"{path!r} cannot be read as JSON: {error}.") from error
     if not isinstance(results, dict) or "config" not in results:
         raise ValueError(f"{path!r} is not a results file of adaptive-td bench.")
-    cells_of(results)
+    check(results, where=path)
     return results
+
+
+# Keys every cell and every method of a results dict must have to be reported.
+_CELL_KEYS = ("description", "gamma", "true_values", "methods")
+_METHOD_KEYS = ("kind", "nmse", "estimates", "seconds")
+
+
+def check(results: dict, where: str = "results") -> None:
+    """Raise `ValueError` naming the cell, method and key if `results` lack
+    what the tables and figures read (a hand-edited or truncated file)."""
+    fmt = results.get("format", 1)
+    if fmt not in (1, 2):
+        raise ValueError(
+            f"{where}: format {fmt!r}; this version of adaptive_td reads formats "
+            "1 and 2."
+        )
+    if not isinstance(results.get("config"), dict) or "seeds" not in results["config"]:
+        raise ValueError(f"{where}: config.seeds is missing.")
+    cells = cells_of(results)
+    if not cells:
+        raise ValueError(f"{where}: holds no cells.")
+    for cell_id, entry in cells.items():
+        check_cell(entry, f"{where}: cell {cell_id!r}")
+
+
+def check_cell(entry: dict, where: str) -> None:
+    """The cell-level part of `check`."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where} is not a table of results.")
+    for key in _CELL_KEYS:
+        if key not in entry:
+            raise ValueError(f"{where} has no {key!r}.")
+    if not entry["methods"]:
+        raise ValueError(f"{where} has no methods.")
+    for name, method in entry["methods"].items():
+        for key in _METHOD_KEYS:
+            if key not in method:
+                raise ValueError(f"{where}, method {name!r} has no {key!r}.")
 
 
 def slug(cell_id: str) -> str:
@@ -425,7 +473,11 @@ def write(results: dict, out_dir: str | os.PathLike) -> dict[str, str]:
     writer.writerows(table)
     write_text(paths["csv"], buffer.getvalue())
     write_text(paths["summary"], summary_markdown(results))
-    paths.update(figures.write_all(results, os.path.join(out_dir, "figures")))
+    folder = os.path.join(out_dir, "figures")
+    # figures/ belongs to the report: drawings of an earlier suite go.
+    for old in glob.glob(os.path.join(folder, "*.png")):
+        os.remove(old)
+    paths.update(figures.write_all(results, folder))
     return paths
 
 

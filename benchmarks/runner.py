@@ -335,6 +335,10 @@ def finished_cells(out_dir, fingerprint: str) -> dict[str, dict]:
                 f"--resume: cell file {path!r} cannot be read ({error}); delete it "
                 "to compute that cell again."
             ) from error
+        try:
+            report.check_cell(entry, f"--resume: cell file {path!r}")
+        except ValueError as error:
+            raise ValueError(f"{error} Delete it to compute that cell again.") from None
         if their_hash != fingerprint:
             raise ValueError(
                 f"--resume: {out_dir!s} holds cells of another configuration "

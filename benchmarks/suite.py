@@ -208,6 +208,15 @@ def parse(name: str, raw: dict[str, Any]) -> Suite:
     training = _parse_training(where, raw.get("training", {}))
     tasks = _parse_tasks(where, raw.get("tasks", []))
     methods = _parse_methods(where, raw.get("methods", []), training)
+    ids = [cell.id for task in tasks for cell in task.cells()]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise ValueError(
+            f"{where}: the cells {', '.join(map(repr, repeated))} appear more "
+            "than once (grid values that print alike, such as 0 and 0.0, or "
+            '-1.0 and "-1.0"); results are keyed by cell, so make each '
+            "grid value distinct."
+        )
     if not tasks or not methods:
         raise ValueError(f"{where}: needs at least one [[tasks]] and one [[methods]].")
     if not {"td", "mc"} <= {m.kind for m in methods}:
@@ -293,10 +302,16 @@ def _parse_tasks(where: str, entries: Any) -> list[TaskSpec]:
                 f"{where}: {field}.name = {name!r}; expected one of the registered "
                 f"tasks: {', '.join(sorted(envs.TASKS))}."
             )
-        if not isinstance(label, str) or not label or "[" in label:
+        if (
+            not isinstance(label, str)
+            or not label.strip()
+            or any(c in label for c in "[|`")
+            or not label.isprintable()
+        ):
             raise ValueError(
                 f"{where}: {field}.label = {label!r}; expected a non-empty string "
-                "without '['."
+                "of printable characters without '[', '|' or '`' (it names the "
+                "entry's cells in tables, Markdown and file names)."
             )
         given = [] if episodes is None else [episodes]
         for value in [*given, *grid.get("episodes", [])]:
@@ -353,7 +368,9 @@ def _parse_grid(where: str, field: str, grid: Any) -> dict[str, list[Any]]:
                 f"{where}: {field}.grid.{key} = {values!r}; expected a non-empty "
                 "list of values."
             )
-        if len({repr(v) for v in values}) != len(values):
+        if len({repr(v) for v in values}) != len(values) or any(
+            a == b for i, a in enumerate(values) for b in values[i + 1 :]
+        ):
             raise ValueError(
                 f"{where}: {field}.grid.{key} = {values!r} repeats a value; each "
                 "value would give the same cell twice."

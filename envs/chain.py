@@ -114,6 +114,17 @@ class WallChain(TabularTask):
         observation: str = "scalar",
         aliases: Sequence[Sequence[int]] | None = None,
     ):
+        for arg, value in (
+            ("num_states", num_states),
+            ("wall", wall),
+            ("max_steps", max_steps),
+            ("cliff", 0 if cliff is None else cliff),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ValueError(
+                    f"WallChain: {arg}={value!r}; expected an integer"
+                    + (" or None." if arg == "cliff" else ".")
+                )
         if num_states < 2:
             raise ValueError(f"WallChain: num_states={num_states}; expected >= 2.")
         if not 1 <= wall <= num_states - 1:

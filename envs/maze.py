@@ -171,6 +171,8 @@ class GridMaze(TabularTask):
         observation: str = "xy",
     ):
         cls = type(self).__name__
+        if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)):
+            raise ValueError(f"{cls}: max_steps={max_steps!r}; expected an integer.")
         if isinstance(layout, str):
             if layout not in LAYOUTS:
                 raise ValueError(

@@ -513,7 +513,7 @@ def test_chain_figure_gives_every_one_of_many_methods_its_own_colour():
         "true_values": [1.0, 0.0, 0.5],
         "labels": [0, 1, 2],
         "methods": {
-            name: {"estimates": [[1.0, 0.1, 0.4]], "uses_mc_target": [[1, 0, 0]]}
+            name: {"estimates": [[1.05, 0.1, 0.4]], "uses_mc_target": [[1, 0, 0]]}
             for name in names
         },
     }

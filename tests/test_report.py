@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from compiles import count_compiles
 
 from adaptive_td import cli
-from adaptive_td.benchmarks import report, runner
+from adaptive_td.benchmarks import figures, report, runner
 from adaptive_td.benchmarks import suite as suite_lib
 
 # -- grids ------------------------------------------------------------------------
@@ -109,6 +109,21 @@ def test_method_grid_names_each_combination():
             "wal",
         ),
         ({"name": "chain", "episodes": 5, "label": "a[b]"}, "without '\\['"),
+        ({"name": "chain", "episodes": 5, "label": "a|b"}, "'\\|'"),
+        ({"name": "chain", "episodes": 5, "label": "x\ny"}, "printable"),
+        ({"name": "chain", "episodes": 5, "label": "   "}, "non-empty"),
+        (
+            {"name": "chain", "episodes": 5, "grid": {"r_left": [0, 0.0]}},
+            "repeats a value",
+        ),
+        (
+            {"name": "chain", "episodes": 5, "grid": {"r_left": [-1.0, "-1.0"]}},
+            r"the cells 'chain\[r_left=-1.0\]' appear more than once",
+        ),
+        (
+            {"name": "chain", "episodes": 5, "grid": {"max_steps": [20.5]}},
+            "max_steps=20.5; expected an integer",
+        ),
     ],
 )
 def test_bad_grids_are_rejected_with_the_field(task, message):
@@ -422,3 +437,85 @@ def test_estimator_cache_keeps_the_most_recently_used():
     cache.get("a", build("a"))
     cache.get("b", build("b"))
     assert built == ["a", "b", "c", "b"]
+
+
+def test_figure_file_names_are_distinct_and_short():
+    ids = [
+        "wall chain",
+        "wall/chain",
+        "   ",
+        "!!!",
+        "coverage",
+        "x" * 300,
+        "chain[gamma=0.9]",
+        "chain_gamma-0.9",
+    ]
+    names = figures.file_names(ids)
+    assert len(set(names.values())) == len(ids)
+    assert names["wall chain"] == "wall_chain" and names["wall/chain"] == "wall_chain-1"
+    assert names["   "] == "cell-2" and names["!!!"] == "cell-3"
+    assert names["coverage"] == "coverage-4"  # the across-cell figure keeps its name
+    assert len(names["x" * 300]) <= 100
+    assert names["chain_gamma-0.9"] == "chain_gamma-0.9-7"
+
+
+def test_a_nan_method_ranks_last_and_leaves_the_ratios_alone():
+    cell = {
+        "seconds": 1.0,
+        "estimates": [[0.0]],
+    }
+    results = {
+        "config": {"seeds": 2},
+        "cells": {
+            "toy": {
+                "methods": {
+                    "TD": {**cell, "kind": "td", "nmse": [float("nan"), 1.0]},
+                    "MC": {**cell, "kind": "mc", "nmse": [0.2, 0.2]},
+                    "ATD": {**cell, "kind": "adaptive_td", "nmse": [0.1, 0.1]},
+                }
+            }
+        },
+    }
+    rows = {r["method"]: r for r in report.rows(results)}
+    assert [rows[m]["rank"] for m in ("ATD", "MC", "TD")] == [1, 2, 3]
+    assert rows["ATD"]["ratio_to_best"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda r: r["config"].pop("seeds"), "config.seeds is missing"),
+        (lambda r: r.update(format=99), "format 99"),
+        (lambda r: r.update(cells={}), "holds no cells"),
+        (
+            lambda r: next(iter(r["cells"].values()))["methods"]["TD"].pop("nmse"),
+            "method 'TD' has no 'nmse'",
+        ),
+        (
+            lambda r: next(iter(r["cells"].values())).pop("true_values"),
+            "has no 'true_values'",
+        ),
+    ],
+)
+def test_report_names_what_a_hand_edited_results_file_lacks(
+    full_run, tmp_path, edit, message
+):
+    _, results, _, _ = full_run
+    broken = json.loads(json.dumps(results))
+    edit(broken)
+    (tmp_path / "results.json").write_text(json.dumps(broken))
+    with pytest.raises(ValueError, match=message):
+        report.load(tmp_path)
+    done = CliRunner().invoke(cli.main, ["report", str(tmp_path)])
+    assert done.exit_code != 0 and message.split("'")[0] in done.output
+    assert "Traceback" not in done.output
+
+
+def test_resume_rejects_a_cell_file_without_results(run_suite, full_run, tmp_path):
+    out, _, _, _ = full_run
+    record = json.loads((out / "cells" / "0000.json").read_text())
+    record["entry"] = {"task": "chain"}
+    (tmp_path / "cells").mkdir()
+    (tmp_path / "cells" / "0000.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="has no 'description'.*Delete it"):
+        runner.run(run_suite, out_dir=tmp_path, resume=True)
