@@ -43,7 +43,13 @@ _PACKAGES = (
     "optax",
     "gymnasium",
     "numpy",
+    "scipy",
     "matplotlib",
+    "pandas",
+    "pyarrow",
+    "rich",
+    "click",
+    "tabulate",
 )
 
 
