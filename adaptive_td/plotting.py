@@ -34,7 +34,7 @@ def chain_values(ax, positions, true_values, estimates: Mapping[str, np.ndarray]
         ax.plot(x, values.mean(0), color=color, lw=1.8, label=name)
     ax.set_xlabel("state")
     ax.set_ylabel("value")
-    ax.legend(frameon=False)
+    _legend(ax)
     return ax
 
 
@@ -48,7 +48,7 @@ def chain_errors(ax, positions, true_values, estimates: Mapping[str, np.ndarray]
         ax.semilogy(x, np.abs(values - truth).mean(0), color=color, lw=1.8, label=name)
     ax.set_xlabel("state")
     ax.set_ylabel("|error|, mean over seeds")
-    ax.legend(frameon=False)
+    _legend(ax)
     return ax
 
 
@@ -69,7 +69,7 @@ def chain_mc_usage(ax, positions, uses_mc: Mapping[str, np.ndarray], colors=None
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("state")
     ax.set_ylabel("MC target used\n(fraction of seeds)")
-    ax.legend(frameon=False)
+    _legend(ax)
     return ax
 
 
@@ -146,8 +146,24 @@ def against_truth(ax, true_values, estimates: Mapping[str, np.ndarray]):
     ax.plot([low, high], [low, high], "k--", lw=1, label="identity")
     ax.set_xlabel("true $V^\\pi$")
     ax.set_ylabel("estimate")
-    ax.legend(frameon=False, markerscale=3)
+    _legend(ax, markerscale=3)
     return ax
+
+
+def _legend(ax, **kwargs):
+    """A legend inside the axes for a few entries, beside them for many (so
+    that it hides no data)."""
+    entries = len(ax.get_legend_handles_labels()[1])
+    if entries > 4:
+        ax.legend(
+            frameon=False,
+            fontsize=7,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            **kwargs,
+        )
+    else:
+        ax.legend(frameon=False, **kwargs)
 
 
 def save(fig, path: str | os.PathLike) -> None:
