@@ -570,8 +570,11 @@ class TDLambda(_Bootstrapping):
       lambda_: the trace parameter in [0, 1]. The default 0.9 is a common
         middle ground, not tuned.
       refresh_period: minibatch steps between target refreshes, an int >= 1
-        (default 100); with `refresh_period >= steps` the targets are computed
-        once, from the initial values.
+        (default 20, so 100 refreshes in the default 2000 steps; with 100 in
+        a 2000-step fit, lambda_ = 0.5 on the two-room maze stayed far from
+        its fixed point: nMSE 1.99 against 0.16 with 20); with
+        `refresh_period >= steps` the targets are computed once, from the
+        initial values.
       target_update_period: as for `TD`; with a target network the refresh
         evaluates V with the target parameters.
     """
@@ -585,7 +588,7 @@ class TDLambda(_Bootstrapping):
         steps=2000,
         batch_size=128,
         lambda_=0.9,
-        refresh_period=100,
+        refresh_period=20,
         target_update_period=None,
     ):
         self.lambda_ = _check_unit("lambda_", lambda_)

@@ -483,7 +483,7 @@ def test_defaults_and_repr():
     n_step = estimators.NStepTD()
     lam = estimators.TDLambda(lambda_=1)
     assert (n_step.n, n_step.target_update_period) == (5, None)
-    assert (lam.lambda_, lam.refresh_period) == (1.0, 100)
+    assert (lam.lambda_, lam.refresh_period) == (1.0, 20)
     assert "n=5" in repr(n_step) and "target_update_period=None" in repr(n_step)
-    assert "lambda_=1.0" in repr(lam) and "refresh_period=100" in repr(lam)
+    assert "lambda_=1.0" in repr(lam) and "refresh_period=20" in repr(lam)
     assert estimators.TD(target_update_period=np.int64(3)).target_update_period == 3
