@@ -305,9 +305,19 @@ def load(path: str | os.PathLike) -> ValueFunction:
         )
     try:
         with np.load(file, allow_pickle=False) as data:
+            if not hasattr(data, "files"):
+                # A plain .npy array, or bytes NumPy takes for a pickle.
+                raise ValueError("not an .npz archive")
             arrays = {name: data[name] for name in data.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise ValueError(f"checkpoint.load: cannot read {file} ({error}).") from None
+        reason = str(error)
+        if "pickle" in reason:
+            # NumPy's advice to unpickle does not apply to a damaged file.
+            reason = "not an .npz archive"
+        raise ValueError(
+            f"checkpoint.load: cannot read {file} ({reason}); the file is damaged "
+            "or was not written by adaptive_td.checkpoint.save."
+        ) from None
     _check_arrays(f"checkpoint.load: {file}", config, arrays, expected)
     tree = jax.tree_util.tree_unflatten(
         treedef, [jax.numpy.asarray(arrays[name]) for name in expected]

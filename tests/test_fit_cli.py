@@ -283,7 +283,10 @@ def _edit_config(folder, **changes):
         (lambda c: (c / "config.json").unlink(), "is not a checkpoint: it has no"),
         (lambda c: (c / "config.json").write_text("{"), "cannot read .* as JSON"),
         (lambda c: (c / "params.npz").unlink(), "params.npz is missing"),
-        (lambda c: (c / "params.npz").write_text("x"), "cannot read .*params.npz"),
+        (
+            lambda c: (c / "params.npz").write_text("x"),
+            "cannot read .*params.npz .not an .npz archive.; the file is damaged",
+        ),
         (lambda c: _edit_config(c, format="x"), "not an adaptive_td checkpoint"),
         (lambda c: _edit_config(c, format_version=2), "format_version 2; this"),
         (lambda c: _edit_config(c, library_version="9.0.0"), "adaptive_td 9.0.0"),
