@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import glob
 import os
 import sys
 import tempfile
@@ -87,7 +86,7 @@ def bench(suite, seeds, out, resume):
     except OSError as error:
         raise click.ClickException(_out_error(out, error)) from None
 
-    earlier = len(glob.glob(os.path.join(out, "cells", "*.json")))
+    earlier = len(runner.cell_files(out))
     if earlier and not resume:
         console.print(
             f"{out} holds {earlier} finished cells of an earlier run; this run "
@@ -605,14 +604,8 @@ def _read_rows(path, *, extra_columns, unfinished, arrays=False) -> _Rows:
             observations = np.asarray(trajectories.observations)[episode, steps]
         elif extension == ".npz":
             trajectories = Trajectories.load(path)
-            frame = datasets.to_dataframe(trajectories)
-            columns = {
-                name: np.stack(frame[name])
-                if frame[name].dtype == object
-                else frame[name].to_numpy()
-                for name in frame.columns
-            }
-            table = pa.table({k: datasets._arrow(v) for k, v in columns.items()})
+            columns = datasets.transition_columns(trajectories)
+            table = datasets.arrow_table(columns)
             observations = columns["observation"]
             ids = columns["episode_id"]
         elif extension == ".npy" and arrays:
@@ -624,7 +617,7 @@ def _read_rows(path, *, extra_columns, unfinished, arrays=False) -> _Rows:
                     "[N, *obs_shape] of numbers."
                 )
             trajectories, ids = None, None
-            table = pa.table({"observation": datasets._arrow(observations)})
+            table = datasets.arrow_table({"observation": observations})
         else:
             raise click.ClickException(
                 f"--data {path}: unknown file type {extension or '(none)'!r}; "

@@ -43,12 +43,14 @@ if TYPE_CHECKING:
     import minari
 
 __all__ = [
+    "arrow_table",
     "from_dataframe",
     "from_minari",
     "from_rlds_steps",
     "from_transitions",
     "read_parquet",
     "to_dataframe",
+    "transition_columns",
     "write_parquet",
 ]
 
@@ -462,7 +464,7 @@ def to_dataframe(traj: Trajectories):
     """
     import pandas as pd
 
-    columns = _episode_columns(traj)
+    columns = transition_columns(traj)
     return pd.DataFrame(
         {
             name: list(value) if value.ndim > 1 else value
@@ -481,19 +483,19 @@ def write_parquet(traj: Trajectories, path: str | os.PathLike) -> None:
     (pass `allow_unfinished=True` if it has segments cut mid-episode). The
     file is written to a temporary name and then moved into place.
     """
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    columns = _episode_columns(traj)
-    table = pa.table({name: _arrow(value) for name, value in columns.items()})
+    table = arrow_table(transition_columns(traj))
     path = os.fspath(path)
     tmp = path + ".tmp"
     pq.write_table(table, tmp)
     os.replace(tmp, path)
 
 
-def _episode_columns(traj: Trajectories) -> dict[str, np.ndarray]:
-    """The columns of `to_dataframe`, as arrays `[N, ...]`."""
+def transition_columns(traj: Trajectories) -> dict[str, np.ndarray]:
+    """The columns of `to_dataframe`, as NumPy arrays `[N, ...]` (one entry
+    per transition: episode_id, step, observation, next_observation, reward,
+    terminated, truncated and, with actions, action)."""
     traj.validate()
     mask = np.asarray(traj.mask)
     cuts = segment_cuts(traj)
@@ -517,6 +519,15 @@ def _episode_columns(traj: Trajectories) -> dict[str, np.ndarray]:
     if traj.actions is not None:
         columns["action"] = np.asarray(traj.actions)[b, t]
     return columns
+
+
+def arrow_table(columns: Mapping[str, np.ndarray]):
+    """Columns `[N, ...]` as a `pyarrow.Table`, the layout `write_parquet`
+    writes: each dtype kept, an array per row stored as (nested) fixed-size
+    lists."""
+    import pyarrow as pa
+
+    return pa.table({name: _arrow(value) for name, value in columns.items()})
 
 
 def _arrow(value: np.ndarray):

@@ -114,17 +114,11 @@ def maze_map(
     ax.set_yticks([])
     # Arrows on the colour bar where values lie outside [vmin, vmax].
     finite = image.compressed()
-    extend = {
-        (False, False): "neither",
-        (True, False): "min",
-        (False, True): "max",
-        (True, True): "both",
-    }[
-        (
-            vmin is not None and finite.size > 0 and finite.min() < vmin,
-            vmax is not None and finite.size > 0 and finite.max() > vmax,
-        )
-    ]
+    below = vmin is not None and finite.size > 0 and finite.min() < vmin
+    above = vmax is not None and finite.size > 0 and finite.max() > vmax
+    extend = (
+        "both" if below and above else "min" if below else "max" if above else "neither"
+    )
     plt.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, extend=extend)
     return ax
 

@@ -28,10 +28,10 @@ def write_all(results: dict, folder: str | os.PathLike) -> dict[str, str]:
     """Draw every figure into `folder` (created); return the paths by kind."""
     os.makedirs(folder, exist_ok=True)
     paths = {}
-    for cell_id, name in file_names(report.cells_of(results)).items():
+    cells = report.cells_of(results)
+    for cell_id, name in file_names(cells).items():
         path = os.path.join(folder, f"{name}.png")
-        entry = report.cells_of(results)[cell_id]
-        plotting.save(cell_figure(cell_id, entry), path)
+        plotting.save(cell_figure(cell_id, cells[cell_id]), path)
         paths[f"figure {cell_id}"] = path
     drawers = {
         "leakage_profile": leakage_profile,

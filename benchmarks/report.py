@@ -35,7 +35,7 @@ import re
 import numpy as np
 from tabulate import tabulate
 
-from adaptive_td import metrics
+from adaptive_td import adaptive, metrics
 
 COLUMNS = (
     "cell",
@@ -343,12 +343,14 @@ def leakage_markdown(leakage: list[dict]) -> str:
 def coverage_curve(entry_method: dict, truth, widths) -> np.ndarray:
     """The fraction of evaluation states (mean over seeds) whose true value
     lies in [mu - k sigma, mu + k sigma] of the stored ensemble values, for
-    each k in `widths` (sigma with ddof=1, as `adaptive.interval`)."""
+    each k in `widths` (`adaptive.interval`, the rule Adaptive TD trains with)."""
     members = np.asarray(entry_method["ensemble"], np.float64)  # [S, K, M]
-    mu = members.mean(axis=1)
-    sigma = members.std(axis=1, ddof=1)
-    gap = np.abs(np.asarray(truth, np.float64) - mu)
-    return np.array([(gap <= k * sigma).mean() for k in widths])
+    truth = np.asarray(truth, np.float64)
+    curve = []
+    for k in widths:
+        low, high = adaptive.interval(members, kind="std", width=k, axis=1)
+        curve.append(((low <= truth) & (truth <= high)).mean())
+    return np.array(curve)
 
 
 def data_size_series(results: dict) -> dict[str, dict[str, tuple]]:
@@ -455,6 +457,7 @@ def slug(cell_id: str) -> str:
 
 def write(results: dict, out_dir: str | os.PathLike) -> dict[str, str]:
     """Write every output file into `out_dir`; return their paths by kind."""
+    # Here, not at the top: figures builds on this module's arithmetic.
     from adaptive_td.benchmarks import figures
 
     os.makedirs(out_dir, exist_ok=True)

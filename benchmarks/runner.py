@@ -215,7 +215,7 @@ def _shapes(datasets) -> tuple:
         len(datasets),
         max(d.batch_size * d.horizon for d in datasets),
         first.obs_shape,
-        str(np.asarray(first.observations).dtype),
+        str(first.observations.dtype),
     )
 
 
@@ -310,6 +310,11 @@ def _cells_dir(out_dir) -> str:
     return os.path.join(out_dir, "cells")
 
 
+def cell_files(out_dir) -> list[str]:
+    """The cell files of an earlier run in `out_dir`, in cell order."""
+    return sorted(glob.glob(os.path.join(_cells_dir(out_dir), "*.json")))
+
+
 def _save_cell(out_dir, index: int, cell_id: str, fingerprint: str, entry: dict):
     folder = _cells_dir(out_dir)
     os.makedirs(folder, exist_ok=True)
@@ -327,7 +332,7 @@ def finished_cells(out_dir, fingerprint: str) -> dict[str, dict]:
         (naming the file), or cannot be parsed.
     """
     finished = {}
-    for path in sorted(glob.glob(os.path.join(_cells_dir(out_dir), "*.json"))):
+    for path in cell_files(out_dir):
         try:
             with open(path, encoding="utf-8") as f:
                 record = json.load(f)
@@ -357,5 +362,5 @@ def finished_cells(out_dir, fingerprint: str) -> dict[str, dict]:
 
 def clear_cells(out_dir) -> None:
     """Remove an earlier run's cell files from `out_dir`."""
-    for path in glob.glob(os.path.join(_cells_dir(out_dir), "*.json")):
+    for path in cell_files(out_dir):
         os.remove(path)

@@ -65,10 +65,8 @@ class TaskSpec:
     def cells(self) -> list[CellSpec]:
         """One cell per combination of the grid's values (one if no grid)."""
         label = self.label or self.name
-        keys = list(self.grid)
         cells = []
-        for values in itertools.product(*(self.grid[k] for k in keys)):
-            settings = dict(zip(keys, values))
+        for settings in combinations(self.grid):
             kwargs = {**self.kwargs, **settings}
             episodes = kwargs.pop("episodes", self.episodes)
             cell_id = label
@@ -355,6 +353,12 @@ def _parse_tasks(where: str, entries: Any) -> list[TaskSpec]:
     return tasks
 
 
+def combinations(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every combination of a grid's values, the first key slowest; one empty
+    combination for an empty grid."""
+    return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+
+
 def _parse_grid(where: str, field: str, grid: Any) -> dict[str, list[Any]]:
     """A `grid` table: each key a non-empty list of distinct values."""
     if not isinstance(grid, dict):
@@ -368,9 +372,7 @@ def _parse_grid(where: str, field: str, grid: Any) -> dict[str, list[Any]]:
                 f"{where}: {field}.grid.{key} = {values!r}; expected a non-empty "
                 "list of values."
             )
-        if len({repr(v) for v in values}) != len(values) or any(
-            a == b for i, a in enumerate(values) for b in values[i + 1 :]
-        ):
+        if any(a == b for i, a in enumerate(values) for b in values[i + 1 :]):
             raise ValueError(
                 f"{where}: {field}.grid.{key} = {values!r} repeats a value; each "
                 "value would give the same cell twice."
@@ -427,9 +429,7 @@ def _parse_methods(
             {**options, **grid},
             _SET_BY_SUITE,
         )
-        keys = list(grid)
-        for values in itertools.product(*(grid[k] for k in keys)):
-            settings = dict(zip(keys, values))
+        for settings in combinations(grid):
             label = name
             if settings:
                 label += " (" + ", ".join(f"{k}={v}" for k, v in settings.items()) + ")"
