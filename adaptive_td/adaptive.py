@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adaptive_td import training
 from adaptive_td.estimators import (
+    Run,
     ValueFunction,
     _check_positive_int,
     _check_unit,
@@ -253,61 +253,73 @@ class AdaptiveTD(_Estimator):
         low, high = self._interval(members)
         return low, high, members.mean(0), mc_target
 
-    def _member_weights(self, key, data):
-        """Per-member transition weights `[K, N]`: Poisson(1) per segment."""
+    def _member_weights(self, key, data, index=None):
+        """Per-member transition weights `[K, N]`: Poisson(1) per segment.
+
+        `index` is the chunk of a streamed fit: chunk c draws its segments'
+        weights with `fold_in(key, c)`, the same in every pass over the data.
+        """
         n = data.segment.shape[0]
         if not self.bootstrap:
             return jnp.ones((self.ensemble_size, n), jnp.float32)
+        if index is not None:
+            key = jax.random.fold_in(key, index)
         # Segment indices are below the number of transitions.
         per_segment = jax.random.poisson(key, 1.0, (self.ensemble_size, n))
         return per_segment[:, data.segment].astype(jnp.float32)
 
     # -- the fit ------------------------------------------------------------
 
-    def _fit_one(self, key, data, count):
+    def _runs(self, key, data):
         ens_key, boot_key, init_key, train_key = jax.random.split(key, 4)
         member_keys = jax.random.split(ens_key, self.ensemble_size)
-        weights = self._member_weights(boot_key, data)
         if self.schedule == "concurrent":
-            return self._fit_concurrent(
-                member_keys, weights, init_key, train_key, data, count
-            )
+            return [
+                self._concurrent_run(member_keys, boot_key, init_key, train_key, data)
+            ]
+        member_init, member_train = jax.vmap(jax.random.split, out_axes=1)(member_keys)
 
-        # 1. The MC ensemble, members vmapped over distinct keys.
-        def train_member(member_key, member_weights):
-            k_init, k_train = jax.random.split(member_key)
-            return training.train(
-                lambda p, b: (self._member_loss(p, b[0], b[1]), {}),
-                self.optimizer,
-                self._init(k_init, data),
-                (data, member_weights),
-                k_train,
-                steps=self.steps,
-                batch_size=self.batch_size,
-                count=count,
-            )
-
-        ens_params, ens_history = jax.vmap(train_member)(member_keys, weights)
-
-        # 2. Interval, mean and MC target of every transition, fixed from
-        # here on; they ride along with the transitions into the minibatches.
-        extra = self._ensemble_targets(ens_params, data)
-
-        # 3. TD with the per-transition choice of target.
-        params, history = training.train(
-            lambda p, b: self._td_loss(p, b[0], *b[1]),
-            self.optimizer,
-            self._init(init_key, data),
-            (data, extra),
-            train_key,
-            steps=self.steps,
-            batch_size=self.batch_size,
-            count=count,
+        # 1. The MC ensemble, members vmapped over distinct keys, each on its
+        # bootstrap weights.
+        ensemble = Run(
+            lambda p, b: (self._member_loss(p, b[0], b[1]), {}),
+            jax.vmap(lambda k: self._init(k, data))(member_init),
+            member_train,
+            data=lambda chunk, earlier, index: (
+                chunk,
+                self._member_weights(boot_key, chunk, index),
+            ),
+            data_axes=(None, 0),
+            members=True,
         )
-        history["ensemble_loss"] = ens_history["loss"]
-        return (params, ens_params), history
+        # 2.-3. TD with the per-transition choice of target: the interval, mean
+        # and MC target of every transition, from the trained ensemble, ride
+        # along with the transitions into the minibatches.
+        td = Run(
+            lambda p, b: self._td_loss(p, b[0], *b[1]),
+            self._init(init_key, data),
+            train_key,
+            data=lambda chunk, earlier, index: (
+                chunk,
+                self._ensemble_targets(earlier[0], chunk),
+            ),
+        )
+        return [ensemble, td]
 
-    def _fit_concurrent(self, member_keys, weights, init_key, train_key, data, count):
+    def _finish(self, params, histories):
+        if self.schedule == "concurrent":
+            (td_params, ens_params), history = params[0], dict(histories[0])
+            # Report the TD loss as the loss, like the sequential schedule,
+            # and the members' losses as [K, steps].
+            history["loss"] = history.pop("td_loss")
+            history["ensemble_loss"] = jnp.swapaxes(history["ensemble_loss"], -1, -2)
+            return (td_params, ens_params), history
+        ens_params, td_params = params
+        history = dict(histories[1])
+        history["ensemble_loss"] = histories[0]["loss"]
+        return (td_params, ens_params), history
+
+    def _concurrent_run(self, member_keys, boot_key, init_key, train_key, data):
         """Members and TD network updated together, each step on K + 1
         independent minibatches: one per member, and one for the TD network
         (whose interval is read from the current members)."""
@@ -330,22 +342,16 @@ class AdaptiveTD(_Estimator):
                 "ensemble_loss": member_losses,
             }
 
-        (params, ens_params), history = training.train(
+        return Run(
             loss,
-            self.optimizer,
             (self._init(init_key, data), ens_params),
-            (data, weights.T),
             train_key,
-            steps=self.steps,
-            batch_size=self.batch_size,
-            count=count,
+            data=lambda chunk, earlier, index: (
+                chunk,
+                self._member_weights(boot_key, chunk, index).T,
+            ),
             groups=k + 1,
         )
-        # Report the TD loss as the loss, like the sequential schedule, and
-        # the members' losses as [K, steps].
-        history["loss"] = history.pop("td_loss")
-        history["ensemble_loss"] = history["ensemble_loss"].T
-        return (params, ens_params), history
 
     def _value_function(self, out, data, num_seeds):
         (params, ens_params), history = out

@@ -523,6 +523,14 @@ def predict(checkpoint_dir, data, out):
     `interval_high` for an adaptive-td checkpoint. Columns outside the
     transition schema are copied, not rejected; episodes need not end with a
     flag.
+
+    Observations must have the checkpoint's shape. Observations of another
+    dtype than the checkpoint's are converted to it only when that changes no
+    value (e.g. int8 state indices for an int32 checkpoint, or float64 values
+    that float32 holds exactly); otherwise (float64 values that float32 would
+    round, integers out of range) predict stops and names both dtypes, and
+    the data must be converted on purpose first. Floats are never accepted
+    for an integer (tabular) checkpoint.
     """
     try:
         value_fn = checkpoint.load(checkpoint_dir)
@@ -536,8 +544,33 @@ def predict(checkpoint_dir, data, out):
             f"{checkpoint_dir} was fitted on observations of shape "
             f"{tuple(value_fn.obs_shape)}."
         )
+    observations = rows.observations
+    dtype = np.dtype(value_fn.obs_dtype)
+    # Floats for an integer checkpoint are left to the value function, which
+    # rejects them; any other conversion must give back every value exactly.
+    if observations.dtype != dtype and not (
+        np.issubdtype(dtype, np.integer) and observations.dtype.kind == "f"
+    ):
+        with np.errstate(over="ignore", invalid="ignore"):
+            cast = observations.astype(dtype)
+            back = cast.astype(observations.dtype)
+        changed = back != observations
+        if observations.dtype.kind == "f":
+            changed &= ~(np.isnan(back) & np.isnan(observations))
+        if changed.any():
+            at = tuple(int(k) for k in np.argwhere(changed)[0])
+            element = f"[{', '.join(map(str, at[1:]))}]" if at[1:] else ""
+            raise click.ClickException(
+                f"{data} has observations of dtype {observations.dtype}; the "
+                f"checkpoint {checkpoint_dir} was fitted on {dtype} observations, "
+                f"and converting to {dtype} would change their values (row "
+                f"{at[0]}: observation{element} {observations[at].item()!r} "
+                f"would become {cast[at].item()!r}). Convert the data to {dtype} "
+                "first if that is intended."
+            )
+        observations = cast
     try:
-        values = _values(value_fn, rows.observations)
+        values = _values(value_fn, observations)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
 

@@ -140,6 +140,49 @@ def from_transitions(
       [[0.0, 1.0, 2.0], [5.0, 6.0, 0.0]]
     """
     fn = "from_transitions"
+    # Every input has one row per transition: name the ones whose number of
+    # rows differs from that of most inputs (arrays of no axes are left to the
+    # checks of each input below).
+    given = dict(
+        observations=observations,
+        next_observations=next_observations,
+        rewards=rewards,
+        terminated=terminated,
+        truncated=truncated,
+        episode_ids=episode_ids,
+        actions=actions,
+    )
+    lengths = {}
+    for name, value in given.items():
+        if value is not None and np.ndim(value) > 0:
+            lengths[name] = np.shape(value)[0]
+    counts = sorted(
+        ((list(lengths.values()).count(k), k) for k in set(lengths.values())),
+        reverse=True,
+    )
+    if len(counts) > 1:
+
+        def join(words):
+            head = ", ".join(words[:-1])
+            return f"{head} and {words[-1]}" if head else words[-1]
+
+        if counts[0][0] > counts[1][0]:
+            n = counts[0][1]
+            odd = [
+                f"{k} has {v} row{'' if v == 1 else 's'}"
+                for k, v in lengths.items()
+                if v != n
+            ]
+            same = [k for k, v in lengths.items() if v == n]
+            raise ValueError(
+                f"{fn}: {join(odd)}, but {join(same)} have {n}; every input "
+                "needs one row per transition."
+            )
+        raise ValueError(
+            f"{fn}: the inputs have different numbers of rows ("
+            + ", ".join(f"{k} {v}" for k, v in lengths.items())
+            + "); every input needs one row per transition."
+        )
     rew = np.asarray(rewards)
     if rew.ndim != 1 or rew.shape[0] == 0:
         raise ValueError(
@@ -207,13 +250,15 @@ def _assemble(
     rows,
     names,
     allow_unfinished,
+    pack_width=None,
 ) -> Trajectories:
     """Check transitions grouped by `ids` and build one row per episode.
 
     Episodes are ordered by the first appearance of their id; the rows of an
     episode keep their order. `rows[i]` is the row number of input i, used in
     messages; `names` are the names of the observations, next observations
-    and rewards in messages.
+    and rewards in messages. With `pack_width`, the episodes are packed into
+    rows of that many steps instead (see `_pack`).
     """
     obs_name, next_name, rew_name = names
     if next_obs.shape != obs.shape or next_obs.dtype != obs.dtype:
@@ -302,6 +347,17 @@ def _assemble(
                 f"will bootstrap from the next observation of row {rows[order[i]]}."
             )
 
+    if pack_width is not None:
+        return _pack(
+            obs[order],
+            next_obs[order],
+            rew[order],
+            term[order],
+            trunc[order],
+            None if act is None else act[order],
+            counts,
+            pack_width,
+        )
     episodes = []
     for start, count in zip(starts, counts):
         idx = order[start : start + count]
@@ -315,6 +371,66 @@ def _assemble(
             ep["actions"] = act[idx]
         episodes.append(ep)
     return Trajectories.from_episodes(episodes)
+
+
+def _pack(obs, next_obs, rew, term, trunc, act, counts, width) -> Trajectories:
+    """Episodes back to back in rows of `width` steps, as a vector
+    environment's rollout buffer holds them.
+
+    The inputs are the transitions sorted by episode, `counts` the episode
+    lengths (each at most `width`). An episode of length L starting at step c
+    of a row fills steps c ... c + L - 1 and observations c ... c + L (its
+    last next observation at c + L); the next episode of the row starts at
+    c + L + 1, after one masked step (final observation -> first observation
+    of the next episode, like Gymnasium's reset step). An episode that ends
+    without a flag (cut mid-episode) ends its row, since only a flagged step
+    may precede a masked one inside a row. The rest of a row is padding
+    (zeros, masked). Every transition keeps its observations, reward, flags
+    and action, in order, so `training.transitions` of the packed batch
+    equals that of one padded row per episode: packing only saves the
+    padding to the longest episode, which for uneven lengths is most of the
+    memory.
+    """
+    num = len(counts)
+    ends = np.cumsum(counts) - 1
+    row, col = _pack_rows(counts, ~(term[ends] | trunc[ends]), width)
+    episode = np.repeat(np.arange(num), counts)
+    step = np.arange(len(episode)) - np.repeat(ends - counts + 1, counts)
+    b, t = row[episode], col[episode] + step
+    shape = (int(row[-1]) + 1, width)
+
+    def place(values, at_b, at_t, size):
+        out = np.zeros(size + values.shape[1:], values.dtype)
+        out[at_b, at_t] = values
+        return out
+
+    observations = place(obs, b, t, (shape[0], width + 1))
+    observations[row, col + counts] = next_obs[ends]
+    return Trajectories(
+        observations=observations,
+        rewards=place(rew, b, t, shape),
+        terminated=place(term, b, t, shape),
+        truncated=place(trunc, b, t, shape),
+        mask=place(np.ones(len(b), bool), b, t, shape),
+        actions=None if act is None else place(act, b, t, shape),
+    ).validate()
+
+
+def _pack_rows(counts, open_end, width) -> tuple[np.ndarray, np.ndarray]:
+    """The row and first step of each episode packed by `_pack`: episodes in
+    order, the next one in the same row while it fits and the one before
+    it ended with a flag (`open_end` False)."""
+    row = np.empty(len(counts), np.int64)
+    col = np.empty(len(counts), np.int64)
+    r = c = 0
+    for e, length in enumerate(np.asarray(counts).tolist()):
+        if length > width:
+            raise ValueError(f"_pack: an episode of {length} steps; width {width}.")
+        if c and (c + length > width or open_end[e - 1]):
+            r, c = r + 1, 0
+        row[e], col[e] = r, c
+        c += length + 1
+    return row, col
 
 
 # -- tables and Parquet ---------------------------------------------------------
@@ -431,14 +547,50 @@ def read_parquet(
         raise ValueError(
             f"read_parquet: {os.fspath(path)} is not a Parquet file ({error})."
         ) from None
+    df, arrays = _arrow_columns(table)
     return _from_table(
         "read_parquet",
-        table.to_pandas(),
+        df,
         observation_columns,
         next_observation_columns,
         extra_columns,
         allow_unfinished,
+        arrays=arrays,
     )
+
+
+def _arrow_columns(table):
+    """A `pyarrow.Table` as a DataFrame of its other columns and NumPy arrays
+    `[N, *shape]` of its fixed-size-list columns of numbers without nulls
+    (the form `write_parquet` stores observations in). Those are decoded in
+    one go: through pandas each cell would become a Python object."""
+    import pyarrow as pa
+
+    arrays, rest = {}, []
+    for name in table.column_names:
+        column, shape = table.column(name), []
+        kind = column.type
+        while pa.types.is_fixed_size_list(kind):
+            shape.append(kind.list_size)
+            kind = kind.value_type
+        numeric = (
+            pa.types.is_integer(kind)
+            or pa.types.is_floating(kind)
+            or pa.types.is_boolean(kind)
+        )
+        if shape and numeric:
+            flat = column.combine_chunks()
+            for _ in shape:
+                if flat.null_count:
+                    break
+                flat = flat.flatten()
+            else:
+                if not flat.null_count:
+                    values = flat.to_numpy(zero_copy_only=False)
+                    arrays[name] = values.reshape(len(column), *shape)
+                    continue
+        rest.append(name)
+    return table.select(rest).to_pandas(), arrays
 
 
 def to_dataframe(traj: Trajectories):
@@ -492,10 +644,13 @@ def write_parquet(traj: Trajectories, path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
-def transition_columns(traj: Trajectories) -> dict[str, np.ndarray]:
+def transition_columns(
+    traj: Trajectories, *, observations: bool = True
+) -> dict[str, np.ndarray]:
     """The columns of `to_dataframe`, as NumPy arrays `[N, ...]` (one entry
     per transition: episode_id, step, observation, next_observation, reward,
-    terminated, truncated and, with actions, action)."""
+    terminated, truncated and, with actions, action); without the
+    observations and actions when `observations=False`."""
     traj.validate()
     mask = np.asarray(traj.mask)
     cuts = segment_cuts(traj)
@@ -506,17 +661,16 @@ def transition_columns(traj: Trajectories) -> dict[str, np.ndarray]:
     episode = np.cumsum(start[b, t]) - 1
     first = np.flatnonzero(start[b, t])
     step = np.arange(len(b)) - first[episode]
-    obs = np.asarray(traj.observations)
-    columns = dict(
-        episode_id=episode.astype(np.int64),
-        step=step.astype(np.int64),
-        observation=obs[b, t],
-        next_observation=obs[b, t + 1],
+    columns = dict(episode_id=episode.astype(np.int64), step=step.astype(np.int64))
+    if observations:
+        obs = np.asarray(traj.observations)
+        columns.update(observation=obs[b, t], next_observation=obs[b, t + 1])
+    columns.update(
         reward=np.asarray(traj.rewards)[b, t],
         terminated=np.asarray(traj.terminated)[b, t],
         truncated=np.asarray(traj.truncated)[b, t],
     )
-    if traj.actions is not None:
+    if observations and traj.actions is not None:
         columns["action"] = np.asarray(traj.actions)[b, t]
     return columns
 
@@ -541,10 +695,39 @@ def _arrow(value: np.ndarray):
 
 
 def _from_table(
-    fn, df, observation_columns, next_observation_columns, extra, unfinished
+    fn, df, observation_columns, next_observation_columns, extra, unfinished, **kw
 ):
-    """`from_dataframe`, naming `fn` in messages."""
+    """`from_dataframe`, naming `fn` in messages (keywords: those of
+    `_table_transitions`)."""
+    return _assemble(
+        **_table_transitions(
+            fn, df, observation_columns, next_observation_columns, extra, **kw
+        ),
+        allow_unfinished=unfinished,
+    )
+
+
+def _table_transitions(
+    fn,
+    df,
+    observation_columns,
+    next_observation_columns,
+    extra,
+    *,
+    arrays: Mapping[str, np.ndarray] | None = None,
+    first_row: int = 0,
+) -> dict[str, Any]:
+    """The checked columns of a table, sorted by episode and step: the
+    arguments of `_assemble` but `allow_unfinished`.
+
+    `arrays` holds columns already decoded to NumPy `[N, *shape]` (Arrow's
+    fixed-size lists, see `_arrow_columns`), next to the columns of `df`;
+    `first_row` is the row number of the table's first row in messages (a
+    chunk of a larger file).
+    """
     import pandas as pd
+
+    arrays = {} if arrays is None else dict(arrays)
 
     if not isinstance(df, pd.DataFrame):
         raise ValueError(
@@ -554,9 +737,97 @@ def _from_table(
         raise ValueError(
             f"{fn}: extra_columns={extra!r}; expected 'raise' or 'ignore'."
         )
-    if len(df) == 0:
+    num_rows = next(iter(arrays.values())).shape[0] if arrays else len(df)
+    if num_rows == 0:
         raise ValueError(f"{fn}: the table has no rows; expected one per transition.")
-    present = [str(c) for c in df.columns]
+    present = [str(c) for c in df.columns] + list(arrays)
+    obs_cols, next_cols = _schema(
+        fn, present, observation_columns, next_observation_columns, extra
+    )
+    required = _REQUIRED
+
+    scalar = [c for c in required if c in arrays]
+    if scalar:
+        raise ValueError(
+            f"{fn}: column '{scalar[0]}' holds arrays of shape "
+            f"{arrays[scalar[0]].shape[1:]}; expected one value per row."
+        )
+
+    # Order rows by episode id, then step, and check the steps.
+    column = dict(
+        zip(df.columns.astype(str), (df.iloc[:, i] for i in range(df.shape[1])))
+    )
+    column.update(arrays)
+    ids = _id_column(fn, column["episode_id"])
+    steps = _numpy(column["step"])
+    if steps.dtype.kind not in "iu":
+        raise ValueError(
+            f"{fn}: column 'step' has dtype {_dtype(column['step'])}; expected "
+            "integers (0, 1, ... within each episode)."
+        )
+    _, codes = np.unique(ids, return_inverse=True)
+    codes = codes.reshape(-1)
+    order = np.lexsort((steps, codes))
+    row = order + first_row  # row numbers in messages
+    ids, codes, steps = ids[order], codes[order], steps[order]
+    new = np.concatenate([[True], codes[1:] != codes[:-1]])
+    bad = np.flatnonzero(~new & (steps == np.roll(steps, 1)))
+    if bad.size:
+        i = bad[0]
+        raise ValueError(
+            f"{fn}: episode {_show_id(ids[i])} has step {steps[i]} twice (rows "
+            f"{row[i - 1]} and {row[i]}); each step must appear once."
+        )
+    bad = np.flatnonzero(new & (steps != 0))
+    if bad.size:
+        i = bad[0]
+        raise ValueError(
+            f"{fn}: episode {_show_id(ids[i])} is missing step 0: its first step "
+            f"is {steps[i]} (row {row[i]}); steps must run 0, 1, ..., T - 1."
+        )
+    bad = np.flatnonzero(~new & (steps != np.roll(steps, 1) + 1))
+    if bad.size:
+        i = bad[0]
+        raise ValueError(
+            f"{fn}: episode {_show_id(ids[i])} is missing step {steps[i - 1] + 1}: "
+            f"it jumps from step {steps[i - 1]} (row {row[i - 1]}) to step "
+            f"{steps[i]} (row {row[i]}); steps must run 0, 1, ..., T - 1."
+        )
+
+    def where(i):
+        return f"episode {_show_id(ids[i])} step {steps[i]} (row {row[i]})"
+
+    obs = _observation_array(fn, column, obs_cols, order, where)
+    next_obs = _observation_array(fn, column, next_cols, order, where)
+    rew = _numpy(column["reward"])
+    _check_real(fn, "column 'reward'", rew, _dtype(column["reward"]))
+    term = _flag_column(fn, column["terminated"])
+    trunc = _flag_column(fn, column["truncated"])
+    act = None
+    if "action" in present:
+        act = _observation_array(fn, column, ["action"], order, where)
+
+    return dict(
+        fn=fn,
+        ids=ids,
+        obs=obs,
+        next_obs=next_obs,
+        rew=rew[order],
+        term=term[order],
+        trunc=trunc[order],
+        act=act,
+        rows=row,
+        names=(_label(obs_cols), _label(next_cols), "reward"),
+    )
+
+
+_REQUIRED = ["episode_id", "step", "reward", "terminated", "truncated"]
+
+
+def _schema(fn, present, observation_columns, next_observation_columns, extra):
+    """The observation and next observation columns among the column names
+    `present`; raises for repeated, missing or (with extra="raise") unknown
+    columns."""
     if len(set(present)) != len(present):
         repeated = sorted({c for c in present if present.count(c) > 1})
         raise ValueError(f"{fn}: columns {repeated} appear more than once.")
@@ -573,7 +844,7 @@ def _from_table(
     next_cols = _observation_columns(
         fn, present, next_observation_columns, "next_observation", "next_obs"
     )
-    required = ["episode_id", "step", "reward", "terminated", "truncated"]
+    required = _REQUIRED
     allowed = required + obs_cols + next_cols + ["action"]
     missing = [c for c in required if c not in present]
     if missing:
@@ -587,70 +858,7 @@ def _from_table(
             f"{fn}: unknown columns {unknown}; allowed: {allowed}. Pass "
             "extra_columns='ignore' to leave them out of the batch."
         )
-
-    # Order rows by episode id, then step, and check the steps.
-    column = dict(zip(present, (df.iloc[:, i] for i in range(len(present)))))
-    ids = _id_column(fn, column["episode_id"])
-    steps = _numpy(column["step"])
-    if steps.dtype.kind not in "iu":
-        raise ValueError(
-            f"{fn}: column 'step' has dtype {_dtype(column['step'])}; expected "
-            "integers (0, 1, ... within each episode)."
-        )
-    _, codes = np.unique(ids, return_inverse=True)
-    codes = codes.reshape(-1)
-    order = np.lexsort((steps, codes))
-    ids, codes, steps = ids[order], codes[order], steps[order]
-    new = np.concatenate([[True], codes[1:] != codes[:-1]])
-    bad = np.flatnonzero(~new & (steps == np.roll(steps, 1)))
-    if bad.size:
-        i = bad[0]
-        raise ValueError(
-            f"{fn}: episode {_show_id(ids[i])} has step {steps[i]} twice (rows "
-            f"{order[i - 1]} and {order[i]}); each step must appear once."
-        )
-    bad = np.flatnonzero(new & (steps != 0))
-    if bad.size:
-        i = bad[0]
-        raise ValueError(
-            f"{fn}: episode {_show_id(ids[i])} is missing step 0: its first step "
-            f"is {steps[i]} (row {order[i]}); steps must run 0, 1, ..., T - 1."
-        )
-    bad = np.flatnonzero(~new & (steps != np.roll(steps, 1) + 1))
-    if bad.size:
-        i = bad[0]
-        raise ValueError(
-            f"{fn}: episode {_show_id(ids[i])} is missing step {steps[i - 1] + 1}: "
-            f"it jumps from step {steps[i - 1]} (row {order[i - 1]}) to step "
-            f"{steps[i]} (row {order[i]}); steps must run 0, 1, ..., T - 1."
-        )
-
-    def where(i):
-        return f"episode {_show_id(ids[i])} step {steps[i]} (row {order[i]})"
-
-    obs = _observation_array(fn, column, obs_cols, order, where)
-    next_obs = _observation_array(fn, column, next_cols, order, where)
-    rew = _numpy(column["reward"])
-    _check_real(fn, "column 'reward'", rew, _dtype(column["reward"]))
-    term = _flag_column(fn, column["terminated"])
-    trunc = _flag_column(fn, column["truncated"])
-    act = None
-    if "action" in present:
-        act = _observation_array(fn, column, ["action"], order, where)
-
-    return _assemble(
-        fn,
-        ids,
-        obs,
-        next_obs,
-        rew[order],
-        term[order],
-        trunc[order],
-        act,
-        rows=order,
-        names=(_label(obs_cols), _label(next_cols), "reward"),
-        allow_unfinished=unfinished,
-    )
+    return obs_cols, next_cols
 
 
 def _observation_columns(fn, present, given, single, prefix) -> list[str]:
@@ -704,6 +912,12 @@ def _observation_array(fn, column, names, order, where) -> np.ndarray:
     if len(names) > 1:
         arrays = []
         for name in names:
+            if isinstance(column[name], np.ndarray):
+                raise ValueError(
+                    f"{fn}: column '{name}' holds arrays of shape "
+                    f"{column[name].shape[1:]}; numbered observation columns "
+                    "hold one number per row."
+                )
             value = _numpy(column[name])
             _check_real(fn, f"column '{name}'", value, _dtype(column[name]))
             if arrays and value.dtype != arrays[0].dtype:
@@ -715,12 +929,39 @@ def _observation_array(fn, column, names, order, where) -> np.ndarray:
             arrays.append(value)
         return np.stack(arrays, axis=1)[order]
     name = names[0]
+    if isinstance(column[name], np.ndarray):  # decoded from Arrow, no nulls
+        _check_real(fn, f"column '{name}'", column[name])
+        return column[name][order]
     values = _numpy(column[name])
     if values.dtype != object:
         _check_real(fn, f"column '{name}'", values, _dtype(column[name]))
         return values[order]
+    import pandas as pd
+
+    # A missing cell: None or pandas' NA, or NaN in a column of arrays (the
+    # placeholder pandas puts in a missing list cell); in a column of numbers
+    # NaN is a number, rejected later as not finite.
+    arrays = any(
+        isinstance(v, (list, tuple)) or (isinstance(v, np.ndarray) and v.ndim)
+        for v in values
+    )
+    what = (
+        "an action"
+        if name == "action"
+        else "a next observation"
+        if name.startswith("next_")
+        else "an observation"
+    )
     cells = []
     for i, row in enumerate(order):
+        value = values[row]
+        nan = isinstance(value, (float, np.floating)) and np.isnan(value)
+        if value is None or value is pd.NA or value is pd.NaT or (arrays and nan):
+            shown = "None" if value is None else "NaN" if nan else str(value)
+            raise ValueError(
+                f"{fn}: {where(i)}: column '{name}' is missing ({shown}); every row "
+                f"needs {what}."
+            )
         try:
             cell = _cell(values[row])
         except ValueError as error:

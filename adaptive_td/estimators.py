@@ -44,6 +44,108 @@ from adaptive_td import returns, training
 from adaptive_td.data import Trajectories
 from adaptive_td.training import MultiStep, Transitions
 
+# -- training runs -------------------------------------------------------------
+
+
+def _whole(chunk, earlier, index):
+    return chunk
+
+
+def _no_options(chunk):
+    return {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One training run of a fit: `steps` updates of `loss` from `params`.
+
+    A fit is a list of runs (`_Estimator._runs`), each trained after the ones
+    before it: one for most estimators; the MC ensemble, then the TD network
+    for Adaptive TD. The same runs drive the in-memory fit (one data set) and
+    `adaptive_td.streaming.fit` (the data set in chunks, a `TrainState`
+    carried from one chunk to the next).
+
+    Attributes:
+      loss: `loss(params, batch[, target_params]) -> (loss, aux)`.
+      params: the initial parameters; with a leading member axis when
+        `members`.
+      key: the run's key; update i draws its minibatch with key i of
+        `jax.random.split(key, steps)` (a `[K]` batch of keys for members).
+      data: `data(chunk, earlier, index)`, the pytree the minibatches are drawn
+        from, for the prepared data `chunk` (a `Transitions` or `MultiStep`),
+        the final parameters of the earlier runs `earlier`, and the chunk's
+        index (None for the in-memory fit).
+      data_axes: with `members`, the vmap axes of `data`'s result (None for
+        parts shared by all members).
+      options: `options(chunk)`, keyword arguments of `training.train` that
+        depend on the data (the refresh of TD(lambda)).
+      target_update_period, groups: as in `training.train`.
+      members: train a batch of independent members, vmapped.
+    """
+
+    loss: Callable
+    params: Any
+    key: jax.Array
+    data: Callable[[Any, list, int | None], Any] = _whole
+    data_axes: Any = None
+    options: Callable[[Any], dict] = _no_options
+    target_update_period: int | None = None
+    groups: int | None = None
+    members: bool = False
+
+
+def run_steps(
+    run: Run,
+    optimizer,
+    state: training.TrainState,
+    chunk,
+    train_data,
+    keys,
+    *,
+    batch_size: int,
+    count,
+    active=None,
+):
+    """`training.train_steps` of `run` on the minibatch data `train_data`
+    (`run.data(chunk, ...)`), vmapped over the members of a members run."""
+
+    def one(state, train_data, keys):
+        return training.train_steps(
+            run.loss,
+            optimizer,
+            state,
+            train_data,
+            keys,
+            batch_size=batch_size,
+            count=count,
+            active=active,
+            target_update_period=run.target_update_period,
+            groups=run.groups,
+            **run.options(chunk),
+        )
+
+    if run.members:
+        one = jax.vmap(one, in_axes=(0, run.data_axes, 0))
+    return one(state, train_data, keys)
+
+
+def start_state(run: Run, optimizer) -> training.TrainState:
+    """The `TrainState` of `run` before its first update."""
+
+    def init(params):
+        return training.init_state(
+            optimizer, params, target=run.target_update_period is not None
+        )
+
+    return jax.vmap(init)(run.params) if run.members else init(run.params)
+
+
+def run_keys(run: Run, steps: int) -> jax.Array:
+    """The minibatch keys of the run's updates, `[steps]` (`[K, steps]`)."""
+    split = partial(jax.random.split, num=steps)
+    return jax.vmap(split)(run.key) if run.members else split(run.key)
+
+
 # -- fitted value functions --------------------------------------------------
 
 
@@ -231,8 +333,31 @@ class _Estimator:
     def _init(self, key, data: Transitions):
         return self._net.init(key, data.obs[:1])
 
-    def _fit_one(self, key, data: Transitions, count):
+    def _runs(self, key, data) -> list[Run]:
+        """The training runs of a fit with `key`; `data` gives the shapes."""
         raise NotImplementedError
+
+    def _finish(self, params: list, histories: list) -> tuple[Any, dict]:
+        """The fit's (params, history) from those of its runs."""
+        return params[0], histories[0]
+
+    def _fit_one(self, key, data, count):
+        """The runs of one fit, in memory: each `self.steps` updates."""
+        params, histories = [], []
+        for run in self._runs(key, data):
+            state, history = run_steps(
+                run,
+                self.optimizer,
+                start_state(run, self.optimizer),
+                data,
+                run.data(data, params, None),
+                run_keys(run, self.steps),
+                batch_size=self.batch_size,
+                count=count,
+            )
+            params.append(state.params)
+            histories.append(history)
+        return self._finish(params, histories)
 
     def fit(self, trajectories, key=0) -> ValueFunction:
         """Fit to `trajectories`; `key` is a PRNG key, a batch of keys, or an int.
@@ -360,25 +485,16 @@ class MonteCarlo(_Estimator):
         v = self._net.apply(params, batch.obs)
         return 0.5 * jnp.mean((v - target) ** 2), {}
 
-    def _fit_one(self, key, data, count):
+    def _runs(self, key, data):
         init_key, train_key = jax.random.split(key)
-        return training.train(
-            self._loss,
-            self.optimizer,
-            self._init(init_key, data),
-            data,
-            train_key,
-            steps=self.steps,
-            batch_size=self.batch_size,
-            count=count,
-        )
+        return [Run(self._loss, self._init(init_key, data), train_key)]
 
 
 class _Bootstrapping(_Estimator):
     """An estimator whose targets bootstrap from its own values.
 
     Shared option `target_update_period` (see the module docstring) and the
-    fit: `training.train` with the loss `_loss(params, batch, target_params)`.
+    fit: one run of the loss `_loss(params, batch, target_params)`.
     """
 
     def __init__(
@@ -409,20 +525,18 @@ class _Bootstrapping(_Estimator):
         """What the minibatches are sampled from."""
         return data
 
-    def _fit_one(self, key, data, count):
+    def _runs(self, key, data):
         init_key, train_key = jax.random.split(key)
-        return training.train(
-            self._loss,
-            self.optimizer,
-            self._init(init_key, data),
-            self._train_data(data),
-            train_key,
-            steps=self.steps,
-            batch_size=self.batch_size,
-            count=count,
-            target_update_period=self.target_update_period,
-            **self._train_options(data),
-        )
+        return [
+            Run(
+                self._loss,
+                self._init(init_key, data),
+                train_key,
+                data=lambda chunk, earlier, index: self._train_data(chunk),
+                options=self._train_options,
+                target_update_period=self.target_update_period,
+            )
+        ]
 
 
 class TD(_Bootstrapping):

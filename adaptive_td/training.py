@@ -329,7 +329,9 @@ def _pad_layout(lay: Layout, rows: int, steps: int) -> Layout:
     )
 
 
-def stack(datasets: list[Any], length: int = 0) -> tuple[Any, jax.Array]:
+def stack(
+    datasets: list[Any], length: int = 0, layout_shape: tuple[int, int] = (0, 0)
+) -> tuple[Any, jax.Array]:
     """Stack several datasets on a new leading axis, padded to equal length.
 
     A dataset is a `Transitions`, or a `MultiStep`. Returns the stacked data
@@ -338,14 +340,15 @@ def stack(datasets: list[Any], length: int = 0) -> tuple[Any, jax.Array]:
     estimators pass B * T, so that the compiled program depends on the
     batch's shape, not on how many of its steps are valid). Padding repeats a
     dataset's first transitions; `train` never samples it because it draws
-    indices below the count. Layouts are padded to the largest `[B, T]` with
-    masked steps, which no transition reads.
+    indices below the count. Layouts are padded to the largest `[B, T]` (or
+    to `layout_shape` where that is larger) with masked steps, which no
+    transition reads.
     """
     counts = [int(d.obs.shape[0]) for d in datasets]
     size = max(max(counts), length)
     if isinstance(datasets[0], MultiStep) and datasets[0].layout is not None:
-        rows = max(d.layout.reward.shape[0] for d in datasets)
-        steps = max(d.layout.reward.shape[1] for d in datasets)
+        rows = max([d.layout.reward.shape[0] for d in datasets] + [layout_shape[0]])
+        steps = max([d.layout.reward.shape[1] for d in datasets] + [layout_shape[1]])
         datasets = [
             d._replace(layout=_pad_layout(d.layout, rows, steps)) for d in datasets
         ]
@@ -375,6 +378,28 @@ def stack(datasets: list[Any], length: int = 0) -> tuple[Any, jax.Array]:
 LossFn = Callable[..., tuple[jax.Array, Any]]
 
 
+class TrainState(NamedTuple):
+    """What a run of updates carries from one call of `train_steps` to the
+    next: the parameters, the optimiser state, the target network's
+    parameters (None without one) and the number of updates done so far
+    (the global index of the next update, which the target schedule counts)."""
+
+    params: Any
+    opt_state: Any
+    target: Any
+    step: jax.Array
+
+
+def init_state(
+    optimizer: optax.GradientTransformation, params: Any, *, target: bool = False
+) -> TrainState:
+    """The state before the first update (the target network, if any, starts
+    at the initial parameters)."""
+    return TrainState(
+        params, optimizer.init(params), params if target else None, jnp.int32(0)
+    )
+
+
 def train(
     loss_fn: LossFn,
     optimizer: optax.GradientTransformation,
@@ -397,7 +422,8 @@ def train(
     first `count` of them are sampled (all when `count` is None);
     `loss_fn(params, batch) -> (loss, aux)` where `aux` is a dict of scalars
     traced per step. Returns the final parameters and a history dict with
-    `loss` `[steps]` and each entry of `aux` `[steps]`.
+    `loss` `[steps]` and each entry of `aux` `[steps]`. Update i draws its
+    minibatch with key i of `jax.random.split(key, steps)`.
 
     Target network: with `target_update_period=k`, a copy of the parameters
     rides in the scan state, set to the current parameters before every step
@@ -416,9 +442,58 @@ def train(
     Groups: with `groups=g`, each step draws g independent minibatches and
     every array of the batch gets a leading axis `[g, batch_size, ...]` (for
     several networks trained side by side on their own minibatches).
+
+    `train` is `train_steps` from `init_state`, with the keys split from
+    `key`; a run split into several calls of `train_steps` (as
+    `adaptive_td.streaming` does, one data chunk per call) carries a
+    `TrainState` between them.
+    """
+    state = init_state(optimizer, params, target=target_update_period is not None)
+    state, history = train_steps(
+        loss_fn,
+        optimizer,
+        state,
+        data,
+        jax.random.split(key, steps),
+        batch_size=batch_size,
+        count=count,
+        target_update_period=target_update_period,
+        refresh=refresh,
+        refresh_period=refresh_period,
+        groups=groups,
+    )
+    return state.params, history
+
+
+def train_steps(
+    loss_fn: LossFn,
+    optimizer: optax.GradientTransformation,
+    state: TrainState,
+    data: Any,
+    keys: jax.Array,
+    *,
+    batch_size: int,
+    count: jax.Array | int | None = None,
+    active: jax.Array | int | None = None,
+    target_update_period: int | None = None,
+    refresh: Callable[[Any], Any] | None = None,
+    refresh_period: int | None = None,
+    groups: int | None = None,
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """`len(keys)` updates from `state`, one per key; see `train`.
+
+    With `active=a`, only the first a updates are applied and the state
+    leaves the call as it was after them (the remaining keys are drawn but
+    change nothing, and their history entries are to be ignored): one
+    compiled program of a fixed number of steps then serves runs of any
+    length. The target schedule counts updates from `state.step`, so calls
+    carrying the state give the same target copies as one long call; a
+    refresh happens at the start of every call (and every `refresh_period`
+    steps within it).
     """
     n = jax.tree_util.tree_leaves(data)[0].shape[0] if count is None else count
     use_target = target_update_period is not None
+    steps = keys.shape[0]
 
     def bootstrap_params(i, params, target):
         """The target parameters at step i, after that step's copy."""
@@ -429,7 +504,7 @@ def train(
 
     def step(extra, carry, x):
         params, opt_state, target = carry
-        i, step_key = x
+        i, j, step_key = x
         shape = (batch_size,) if groups is None else (groups, batch_size)
         idx = jax.random.randint(step_key, shape, 0, n)
         sampled = data if extra is None else (data, extra)
@@ -441,7 +516,12 @@ def train(
         (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(*args)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        return (params, opt_state, target), {"loss": loss, **aux}
+        new = (params, opt_state, target)
+        if active is not None:
+            new = jax.tree_util.tree_map(
+                lambda a, b: jnp.where(j < active, a, b), new, carry
+            )
+        return new, {"loss": loss, **aux}
 
     def period(carry, xs):
         """Refresh (if asked), then one scan over the steps of `xs`."""
@@ -453,18 +533,22 @@ def train(
             extra = refresh(boot)
         return jax.lax.scan(functools.partial(step, extra), carry, xs)
 
-    keys = jax.random.split(key, steps)
-    xs = (jnp.arange(steps), keys)
-    carry = (params, optimizer.init(params), params if use_target else None)
+    local = jnp.arange(steps)
+    xs = (state.step + local, local, keys)
+    carry = state[:3]
+    done = steps if active is None else jnp.minimum(active, steps)
     if refresh is None:
-        (params, _, _), history = period(carry, xs)
-        return params, history
+        carry, history = period(carry, xs)
+        return TrainState(*carry, state.step + done), history
 
     full, rest = divmod(steps, refresh_period)
     parts = []
     if full:
         head = jax.tree_util.tree_map(
-            lambda x: x[: full * refresh_period].reshape(full, refresh_period), xs
+            lambda x: x[: full * refresh_period].reshape(
+                full, refresh_period, *x.shape[1:]
+            ),
+            xs,
         )
         carry, history = jax.lax.scan(period, carry, head)
         parts.append(
@@ -475,4 +559,4 @@ def train(
         carry, history = period(carry, tail)
         parts.append(history)
     history = jax.tree_util.tree_map(lambda *hs: jnp.concatenate(hs), *parts)
-    return carry[0], history
+    return TrainState(*carry, state.step + done), history

@@ -764,3 +764,99 @@ def test_extra_keys_ignore_in_rlds():
     for step in data[1]["steps"]:
         step["info"] = {"note": "x"}
     assert_expected(from_rlds_steps(data, extra_keys="ignore"))
+
+
+# -- messages that name the input at fault ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["observations", "next_observations", "rewards", "terminated", "actions"]
+)
+def test_from_transitions_names_the_input_of_another_length(name):
+    tr = transitions()
+    tr[name] = tr[name][:5]
+    others = [k for k in tr if k != name]
+    with pytest.raises(ValueError) as info:
+        from_transitions(**tr)
+    assert str(info.value) == (
+        f"from_transitions: {name} has 5 rows, but {', '.join(others[:-1])} and "
+        f"{others[-1]} have 6; every input needs one row per transition."
+    )
+
+
+def test_from_transitions_names_every_input_of_another_length():
+    tr = transitions()
+    tr["rewards"] = tr["rewards"][:5]
+    tr["truncated"] = tr["truncated"][:4]
+    with pytest.raises(ValueError) as info:
+        from_transitions(**tr, episode_ids=IDS[:5])
+    assert str(info.value) == (
+        "from_transitions: rewards has 5 rows, truncated has 4 rows and "
+        "episode_ids has 5 rows, but observations, next_observations, "
+        "terminated and actions have 6; every input needs one row per transition."
+    )
+
+
+def test_from_transitions_lengths_without_a_majority():
+    tr = transitions()
+    for name in ("observations", "next_observations"):
+        tr[name] = tr[name][:5]
+    tr["rewards"] = tr["rewards"][:4]
+    tr["terminated"] = tr["terminated"][:4]
+    with pytest.raises(ValueError) as info:
+        from_transitions(**tr)
+    assert str(info.value) == (
+        "from_transitions: the inputs have different numbers of rows "
+        "(observations 5, next_observations 5, rewards 4, terminated 4, "
+        "truncated 6, actions 6); every input needs one row per transition."
+    )
+
+
+@pytest.mark.parametrize(
+    "column, placeholder, shown, what",
+    [
+        ("observation", None, "None", "an observation"),
+        ("observation", np.nan, "NaN", "an observation"),
+        ("next_observation", None, "None", "a next observation"),
+    ],
+)
+def test_missing_observation_cell_is_named(column, placeholder, shown, what):
+    df = dataframe()
+    df[column] = df[column].astype(object)
+    df.at[4, column] = placeholder
+    with pytest.raises(ValueError) as info:
+        from_dataframe(df)
+    assert str(info.value) == (
+        f"from_dataframe: episode 2 step 1 (row 4): column '{column}' is missing "
+        f"({shown}); every row needs {what}."
+    )
+
+
+def test_missing_first_observation_cell_is_named():
+    df = dataframe().iloc[::-1].reset_index(drop=True)  # row 5 is episode 0 step 0
+    df.at[5, "observation"] = None
+    with pytest.raises(ValueError) as info:
+        from_dataframe(df)
+    assert str(info.value) == (
+        "from_dataframe: episode 0 step 0 (row 5): column 'observation' is missing "
+        "(None); every row needs an observation."
+    )
+
+
+def test_missing_list_cell_in_parquet_is_named(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    write_parquet(Trajectories.from_episodes(episodes()), tmp_path / "x.parquet")
+    table = pq.read_table(tmp_path / "x.parquet")
+    i = table.column_names.index("observation")
+    cells = table.column(i).to_pylist()
+    cells[1] = None
+    column = pa.array(cells, type=table.schema.field(i).type)
+    pq.write_table(table.set_column(i, "observation", column), tmp_path / "y.parquet")
+    with pytest.raises(ValueError) as info:
+        read_parquet(tmp_path / "y.parquet")
+    assert str(info.value) == (
+        "read_parquet: episode 0 step 1 (row 1): column 'observation' is missing "
+        "(None); every row needs an observation."
+    )

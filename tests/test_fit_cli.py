@@ -407,3 +407,102 @@ def test_predict_bad_input_is_one_clear_message(bad_files, fitted, args, message
     assert message in result.output
     assert "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+# -- predict: observations of another dtype than the checkpoint's ---------------
+
+
+@pytest.fixture(scope="module")
+def tabular(tmp_path_factory):
+    """An `adaptive-td fit` of a tabular network: an int32 checkpoint."""
+    folder = tmp_path_factory.mktemp("tabular")
+    _int_chain().save(folder / "chain.npz")
+    args = ["--data", folder / "chain.npz", "--method", "mc", "--network", "tabular"]
+    result = _run("fit", *args, *TINY, "--out", folder / "out")
+    assert result.exit_code == 0, result.output
+    return folder / "out" / "checkpoint"
+
+
+def _predict_npy(checkpoint_dir, observations, folder, name):
+    np.save(folder / f"{name}.npy", observations)
+    out = folder / f"{name}.parquet"
+    result = _run(
+        "predict",
+        "--checkpoint",
+        checkpoint_dir,
+        "--data",
+        folder / f"{name}.npy",
+        "--out",
+        out,
+    )
+    return result, out
+
+
+def _one_error(result) -> str:
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def test_predict_accepts_observations_that_convert_exactly(data, fitted, tmp_path):
+    """float64 values that float32 holds exactly give the float32 values."""
+    ckpt = fitted[0] / "checkpoint"
+    obs = _observations(data["table"])
+    assert obs.dtype == np.float32
+    result, same = _predict_npy(ckpt, obs, tmp_path, "float32")
+    assert result.exit_code == 0, result.output
+    result, wide = _predict_npy(ckpt, obs.astype(np.float64), tmp_path, "float64")
+    assert result.exit_code == 0, result.output
+    for name in ("value", "interval_low", "interval_high"):
+        column = pq.read_table(wide).column(name)
+        assert column.equals(pq.read_table(same).column(name))
+
+
+def test_predict_rejects_observations_the_conversion_would_change(
+    data, fitted, tmp_path
+):
+    ckpt = fitted[0] / "checkpoint"
+    obs = _observations(data["table"]).astype(np.float64)
+    obs[2, 1] = 0.1  # not a float32
+    result, out = _predict_npy(ckpt, obs, tmp_path, "float64")
+    error = _one_error(result)
+    assert (
+        f"float64.npy has observations of dtype float64; the checkpoint {ckpt} "
+        "was fitted on float32 observations, and converting to float32 would "
+        "change their values (row 2: observation[1] 0.1 would become "
+        "0.10000000149011612). Convert the data to float32 first if that is "
+        "intended."
+    ) in error
+    assert not out.exists()
+
+
+def test_predict_accepts_narrow_state_indices(tabular, tmp_path):
+    """int8 (or bool) state indices are exactly the int32 ones."""
+    states = np.arange(6, dtype=np.int32)
+    result, same = _predict_npy(tabular, states, tmp_path, "int32")
+    assert result.exit_code == 0, result.output
+    result, narrow = _predict_npy(tabular, states.astype(np.int8), tmp_path, "int8")
+    assert result.exit_code == 0, result.output
+    column = pq.read_table(narrow).column("value")
+    assert column.equals(pq.read_table(same).column("value"))
+
+
+def test_predict_rejects_state_indices_out_of_range(tabular, tmp_path):
+    states = np.array([0, 1, 2**32 + 3], np.int64)  # int32 would wrap to 3
+    result, _ = _predict_npy(tabular, states, tmp_path, "int64")
+    error = _one_error(result)
+    assert (
+        "has observations of dtype int64; the checkpoint "
+        f"{tabular} was fitted on int32 observations, and converting to int32 "
+        "would change their values (row 2: observation 4294967299 would become "
+        "3)."
+    ) in error
+
+
+def test_predict_rejects_floats_for_a_tabular_checkpoint(tabular, tmp_path):
+    result, _ = _predict_npy(tabular, np.array([0.0, 1.0, 2.0]), tmp_path, "floats")
+    error = _one_error(result)
+    assert "observations have dtype float" in error
+    assert "it was trained on integer observations (state indices)" in error
