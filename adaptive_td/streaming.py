@@ -72,6 +72,10 @@ from adaptive_td.estimators import (
     start_state,
 )
 
+#: Rows (transitions) per chunk of a Parquet file unless told otherwise: about
+#: 10^6, a few tens of megabytes for small observations.
+DEFAULT_CHUNK_SIZE = 1 << 20
+
 __all__ = [
     "BatchSource",
     "Chunk",
@@ -318,9 +322,10 @@ class ParquetSource(Source):
 
     The file is read in order, in batches; a chunk ends at the last episode
     boundary within `chunk_size` rows (an episode longer than that makes a
-    chunk of its own). Streaming needs each episode's rows to be together
-    in the file (in any order of steps); an episode whose rows are split
-    across chunks is an error naming it. Each chunk is converted like
+    chunk of its own). A file of more rows than `chunk_size` needs each
+    episode's rows to be together (in any order of steps); an episode whose
+    rows are apart is an error naming it and its rows. A file of at most
+    `chunk_size` rows is one chunk, in any row order. Each chunk is converted like
     `datasets.read_parquet` (the same checks and messages, row numbers of the
     whole file), with its episodes packed into rows of equal width
     (`datasets._pack`) rather than one padded row each.
@@ -338,7 +343,7 @@ class ParquetSource(Source):
         self,
         path: str | os.PathLike,
         *,
-        chunk_size: int = 1 << 20,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
         observation_columns=None,
         next_observation_columns=None,
         extra_columns: str = "raise",
@@ -363,13 +368,14 @@ class ParquetSource(Source):
                 "or 'ignore'."
             )
         datasets._schema(self._name, names, *self._options)
-        # One pass: every chunk checked, no episode split between chunks, and
-        # the episodes' lengths and ends recorded to plan the packing.
-        survey, plan, seen = _Survey(self._name), [], None
+        if pq.ParquetFile(self.path).metadata.num_rows > self.chunk_size:
+            self._check_together()
+        # One pass: every chunk checked, and the episodes' lengths and ends
+        # recorded to plan the packing.
+        survey, plan = _Survey(self._name), []
         for first, table in self._tables():
             kw = self._transitions(first, table)
             datasets._assemble(**kw, allow_unfinished=allow_unfinished)
-            seen = _check_whole(kw, seen, first)
             lengths = _run_lengths(kw["ids"])
             ends = np.cumsum(lengths) - 1
             term, trunc = kw["term"][ends], kw["trunc"][ends]
@@ -419,6 +425,46 @@ class ParquetSource(Source):
         if pending is not None and pending.num_rows:
             yield first, pending
 
+    def _check_together(self) -> None:
+        """Raise unless the rows of each episode are together in the file
+        (read from the episode_id column alone, before any chunk)."""
+        import pyarrow.parquet as pq
+
+        file = pq.ParquetFile(self.path)
+        starts, rows, previous, at = [], [], None, 0
+        for batch in file.iter_batches(batch_size=1 << 16, columns=["episode_id"]):
+            ids = batch.column(0).to_numpy(zero_copy_only=False)
+            if ids.dtype == object and not all(isinstance(v, str) for v in ids):
+                # Missing or mixed ids: the chunk's own checks name them.
+                return
+            new = np.concatenate([[True], ids[1:] != ids[:-1]])
+            if previous is not None and ids.size and ids[0] == previous:
+                new[0] = False
+            starts.append(ids[new])
+            rows.append(np.flatnonzero(new) + at)
+            previous, at = (ids[-1] if ids.size else previous), at + len(ids)
+        starts, rows = np.concatenate(starts), np.concatenate(rows)
+        try:
+            _, first, counts = np.unique(starts, return_index=True, return_counts=True)
+        except TypeError:
+            return
+        if np.all(counts == 1):
+            return
+        # The episode whose rows break off earliest.
+        again = np.flatnonzero(counts > 1)
+        apart = [np.flatnonzero(starts == starts[first[i]])[1] for i in again]
+        i = apart[int(np.argmin(apart))]
+        episode = starts[i]
+        earlier = rows[np.flatnonzero(starts == episode)[0]]
+        raise ValueError(
+            f"read_parquet: episode {datasets._show_id(episode)} has rows apart in "
+            f"the file: it starts at row {earlier}, and row {rows[i]} is its again "
+            f"after rows of other episodes. A file of more than chunk_size="
+            f"{self.chunk_size} rows is read in chunks of whole episodes, so each "
+            "episode's rows must be together (sort the file by episode_id), or "
+            "fit with a larger chunk size to read it whole."
+        )
+
     def _transitions(self, first, table):
         """The checked columns of a chunk's rows (`datasets._assemble`'s
         arguments), row numbers counted from `first`."""
@@ -442,34 +488,6 @@ def _run_lengths(ids: np.ndarray) -> np.ndarray:
     """Lengths of the runs of equal ids (episodes, sorted by id)."""
     starts = np.flatnonzero(np.concatenate([[True], ids[1:] != ids[:-1]]))
     return np.diff(np.append(starts, len(ids)))
-
-
-def _check_whole(kw, seen, first):
-    """Raise if an episode of this chunk also had rows in an earlier one;
-    return the ids seen so far."""
-    ids = kw["ids"]
-    here = np.unique(ids)
-    if seen is not None:
-        try:
-            again = np.isin(here, seen)
-        except TypeError:
-            raise ValueError(
-                f"read_parquet: column 'episode_id' holds integers in some rows "
-                f"and strings in others (the chunk from row {first}); expected "
-                "one kind."
-            ) from None
-        if again.any():
-            episode = here[np.flatnonzero(again)[0]]
-            row = int(kw["rows"][np.flatnonzero(ids == episode)[0]])
-            raise ValueError(
-                f"read_parquet: episode {datasets._show_id(episode)} has rows in "
-                f"two chunks: row {row} comes after rows of other episodes that "
-                f"follow its earlier rows. Streaming reads whole episodes in file "
-                "order, so each episode's rows must be together (sort the file by "
-                "episode_id), or fit with a larger chunk size."
-            )
-        here = np.union1d(seen, here)
-    return here
 
 
 # -- the fit ---------------------------------------------------------------------
