@@ -253,6 +253,21 @@ class AdaptiveTD(_Estimator):
         low, high = self._interval(members)
         return low, high, members.mean(0), mc_target
 
+    def _all_ensemble_targets(self, ens_params, data):
+        """`_ensemble_targets` of every transition of `data`, 2^14 at a time:
+        at once, the members' activations would take K x N x width floats
+        (gigabytes for a million transitions)."""
+        n = data.obs.shape[0]
+        size = min(n, 1 << 14)
+        count = -(-n // size)
+        # Batches [count, size], the last one filled up from the start.
+        take = jnp.arange(count * size) % n
+        batches = jax.tree_util.tree_map(
+            lambda x: x[take].reshape(count, size, *x.shape[1:]), data
+        )
+        out = jax.lax.map(lambda b: self._ensemble_targets(ens_params, b), batches)
+        return jax.tree_util.tree_map(lambda x: x.reshape(-1)[:n], out)
+
     def _member_weights(self, key, data, index=None):
         """Per-member transition weights `[K, N]`: Poisson(1) per segment.
 
@@ -301,7 +316,7 @@ class AdaptiveTD(_Estimator):
             train_key,
             data=lambda chunk, earlier, index: (
                 chunk,
-                self._ensemble_targets(earlier[0], chunk),
+                self._all_ensemble_targets(earlier[0], chunk),
             ),
         )
         return [ensemble, td]

@@ -382,18 +382,22 @@ def _pack(obs, next_obs, rew, term, trunc, act, counts, width) -> Trajectories:
     of a row fills steps c ... c + L - 1 and observations c ... c + L (its
     last next observation at c + L); the next episode of the row starts at
     c + L + 1, after one masked step (final observation -> first observation
-    of the next episode, like Gymnasium's reset step). An episode that ends
-    without a flag (cut mid-episode) ends its row, since only a flagged step
-    may precede a masked one inside a row. The rest of a row is padding
-    (zeros, masked). Every transition keeps its observations, reward, flags
-    and action, in order, so `training.transitions` of the packed batch
-    equals that of one padded row per episode: packing only saves the
-    padding to the longest episode, which for uneven lengths is most of the
-    memory.
+    of the next episode, like Gymnasium's reset step). The rest of a row is
+    padding (zeros, masked). Every transition keeps its observations,
+    reward, flags and action, in order, so `training.transitions` of the
+    packed batch equals that of one padded row per episode: packing only
+    saves the padding to the longest episode, which for uneven lengths is
+    most of the memory. One flag differs: an episode cut mid-way (neither
+    flag on its last step) is marked truncated in the packed batch, since
+    only a flagged step may precede a masked one inside a row; the
+    estimators treat the two alike (both bootstrap from the next
+    observation), and the batch is for training only.
     """
     num = len(counts)
     ends = np.cumsum(counts) - 1
-    row, col = _pack_rows(counts, ~(term[ends] | trunc[ends]), width)
+    trunc = trunc.copy()
+    trunc[ends] |= ~term[ends]
+    row, col = _pack_rows(counts, width)
     episode = np.repeat(np.arange(num), counts)
     step = np.arange(len(episode)) - np.repeat(ends - counts + 1, counts)
     b, t = row[episode], col[episode] + step
@@ -416,17 +420,16 @@ def _pack(obs, next_obs, rew, term, trunc, act, counts, width) -> Trajectories:
     ).validate()
 
 
-def _pack_rows(counts, open_end, width) -> tuple[np.ndarray, np.ndarray]:
+def _pack_rows(counts, width) -> tuple[np.ndarray, np.ndarray]:
     """The row and first step of each episode packed by `_pack`: episodes in
-    order, the next one in the same row while it fits and the one before
-    it ended with a flag (`open_end` False)."""
+    order, the next one in the same row while it fits."""
     row = np.empty(len(counts), np.int64)
     col = np.empty(len(counts), np.int64)
     r = c = 0
     for e, length in enumerate(np.asarray(counts).tolist()):
         if length > width:
             raise ValueError(f"_pack: an episode of {length} steps; width {width}.")
-        if c and (c + length > width or open_end[e - 1]):
+        if c and c + length > width:
             r, c = r + 1, 0
         row[e], col[e] = r, c
         c += length + 1

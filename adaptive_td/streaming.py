@@ -72,9 +72,10 @@ from adaptive_td.estimators import (
     start_state,
 )
 
-#: Rows (transitions) per chunk of a Parquet file unless told otherwise: about
-#: 10^6, a few tens of megabytes for small observations.
-DEFAULT_CHUNK_SIZE = 1 << 20
+#: Rows (transitions) per chunk of a Parquet file unless told otherwise:
+#: 262144, about 16 MiB of CartPole transitions as read, a few times that
+#: converted and on the device.
+DEFAULT_CHUNK_SIZE = 1 << 18
 
 __all__ = [
     "BatchSource",
@@ -380,7 +381,7 @@ class ParquetSource(Source):
             ends = np.cumsum(lengths) - 1
             term, trunc = kw["term"][ends], kw["trunc"][ends]
             open_end = ~(term | trunc)
-            plan.append((lengths, open_end))
+            plan.append(lengths)
             states = np.concatenate([kw["obs"], kw["next_obs"][ends]])
             survey.add(
                 first,
@@ -390,14 +391,13 @@ class ParquetSource(Source):
                 open_end.sum(),
                 states,
             )
-        longest = max(int(lengths.max()) for lengths, _ in plan)
-        widest = max(int(lengths.sum()) + len(lengths) for lengths, _ in plan)
+        longest = max(int(lengths.max()) for lengths in plan)
+        widest = max(int(lengths.sum()) + len(lengths) for lengths in plan)
         # Rows of a few longest episodes, wide enough that packing wastes
         # little, but no wider than a chunk in one row.
         self.width = max(longest, min(max(1024, 4 * (longest + 1)), widest))
         rows = max(
-            int(datasets._pack_rows(lengths, open_end, self.width)[0][-1]) + 1
-            for lengths, open_end in plan
+            int(datasets._pack_rows(lengths, self.width)[0][-1]) + 1 for lengths in plan
         )
         survey.finish(self, (rows, self.width), 0)
 
