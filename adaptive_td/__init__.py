@@ -14,6 +14,7 @@ from adaptive_td import (
     networks,
     returns,
     rollouts,
+    streaming,
 )
 from adaptive_td.adaptive import AdaptiveTD, AdaptiveValueFunction
 from adaptive_td.data import Trajectories
@@ -53,4 +54,5 @@ __all__ = [
     "networks",
     "returns",
     "rollouts",
+    "streaming",
 ]

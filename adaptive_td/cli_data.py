@@ -247,12 +247,16 @@ def fit(
     hidden_sizes = _hidden_sizes("64,64" if hidden is None else hidden)
 
     console = Console(stderr=True)
-    with console.status(f"reading and checking {data} ..."):
+    with _progress(console, "rows") as progress:
+        bar = progress.add_task(f"checking {os.path.basename(data)}", total=None)
         source = _source(
             data,
             chunk_size=chunk_size,
             extra_columns=extra_columns,
             unfinished=allow_unfinished,
+            progress=lambda done, total: progress.update(
+                bar, completed=done, total=total
+            ),
         )
     _print_summary(Console(), data, source)
     spec = _network_spec(network, hidden_sizes, num_states, source)
@@ -291,15 +295,7 @@ def fit(
     if method == "adaptive-td":
         what = f"{options['ensemble_size']} MC members, then TD; {what} each"
     start = time.perf_counter()
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} updates"),
-        TimeElapsedColumn(),
-        TextColumn("left"),
-        TimeRemainingColumn(),
-        console=console,
-    ) as progress:
+    with _progress(console, "updates") as progress:
         bar = progress.add_task(f"fitting {method} ({what})", total=None)
         try:
             value_fn = streaming.fit(
@@ -383,7 +379,8 @@ def predict(checkpoint_dir, data, chunk_size, out):
     `observation` column) and `value`, plus `interval_low` and
     `interval_high` for an adaptive-td checkpoint. Columns outside the
     transition schema are copied, not rejected; episodes need not end with a
-    flag. The data is read and evaluated --chunk-size rows at a time.
+    flag. The data is read and evaluated --chunk-size rows at a time; as for
+    fit, a Parquet file of more rows needs each episode's rows together.
 
     Observations must have the checkpoint's shape. Observations of another
     dtype than the checkpoint's are converted to it only when that changes no
@@ -494,6 +491,19 @@ def _convert(observations, value_fn, data, checkpoint_dir, first_row):
     return cast
 
 
+def _progress(console, unit) -> Progress:
+    """A progress bar counting `unit`, with time spent and left."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} " + unit),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
 def _hidden_sizes(text) -> tuple[int, ...]:
     """'64,64' as (64, 64)."""
     try:
@@ -522,7 +532,9 @@ def _message(error: Exception) -> str:
     return message
 
 
-def _source(path, *, chunk_size, extra_columns, unfinished) -> streaming.Source:
+def _source(
+    path, *, chunk_size, extra_columns, unfinished, progress=None
+) -> streaming.Source:
     """--data as a streaming source; any problem with it is a one-line
     ClickException."""
     import pyarrow as pa
@@ -547,6 +559,7 @@ def _source(path, *, chunk_size, extra_columns, unfinished) -> streaming.Source:
                 chunk_size=chunk_size,
                 extra_columns=extra_columns,
                 allow_unfinished=unfinished,
+                progress=progress,
             )
         if extension == ".npz":
             return streaming.NpzShards([path])

@@ -1,4 +1,4 @@
-"""The README's Python example runs, and its estimates are what it says."""
+"""The README's Python examples run, and their estimates are what they say."""
 
 import pathlib
 import re
@@ -8,18 +8,30 @@ import numpy as np
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_readme_example_runs_and_estimates_the_walk():
+def _blocks():
     text = README.read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
-    assert len(blocks) == 1, "expected exactly one Python example in the README"
+    assert len(blocks) == 2, "expected the example and its streamed sequel"
+    return blocks
+
+
+def test_readme_example_runs_and_estimates_the_walk(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the sequel writes walk.parquet
     namespace = {}
-    exec(compile(blocks[0], str(README), "exec"), namespace)
+    for block in _blocks():
+        exec(compile(block, str(README), "exec"), namespace)
 
     # The example's comment claims the true V(s) is s for this walk.
+    states = namespace["states"][:, 0]
     estimates = np.asarray(namespace["value_fn"](namespace["states"]))
-    np.testing.assert_allclose(estimates, namespace["states"][:, 0], atol=0.05)
+    np.testing.assert_allclose(estimates, states, atol=0.05)
     low, high = namespace["low"], namespace["high"]
     assert (low <= high).all()
+    # The sequel: several chunks, and TD streamed through them estimates the
+    # same values.
+    assert namespace["source"].num_chunks > 1
+    streamed = np.asarray(namespace["streamed"](namespace["states"]))
+    np.testing.assert_allclose(streamed, states, atol=0.08)
 
 
 def test_readme_example_pastes_into_the_interactive_interpreter():
@@ -28,10 +40,9 @@ def test_readme_example_pastes_into_the_interactive_interpreter():
     # script runs it. Feed the lines as the REPL reads them, compiling only.
     import codeop
 
-    text = README.read_text(encoding="utf-8")
-    (block,) = re.findall(r"```python\n(.*?)```", text, re.S)
     pending = []
-    for number, line in enumerate(block.splitlines(), 1):
+    lines = "\n".join(_blocks()).splitlines()
+    for number, line in enumerate(lines, 1):
         pending.append(line)
         try:
             code = codeop.compile_command("\n".join(pending), symbol="single")
