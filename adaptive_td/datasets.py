@@ -251,6 +251,7 @@ def _assemble(
     names,
     allow_unfinished,
     pack_width=None,
+    pack_rows=0,
 ) -> Trajectories:
     """Check transitions grouped by `ids` and build one row per episode.
 
@@ -258,7 +259,8 @@ def _assemble(
     episode keep their order. `rows[i]` is the row number of input i, used in
     messages; `names` are the names of the observations, next observations
     and rewards in messages. With `pack_width`, the episodes are packed into
-    rows of that many steps instead (see `_pack`).
+    rows of that many steps instead (see `_pack`), at least `pack_rows` of
+    them.
     """
     obs_name, next_name, rew_name = names
     if next_obs.shape != obs.shape or next_obs.dtype != obs.dtype:
@@ -357,6 +359,7 @@ def _assemble(
             None if act is None else act[order],
             counts,
             pack_width,
+            pack_rows,
         )
     episodes = []
     for start, count in zip(starts, counts):
@@ -373,7 +376,7 @@ def _assemble(
     return Trajectories.from_episodes(episodes)
 
 
-def _pack(obs, next_obs, rew, term, trunc, act, counts, width) -> Trajectories:
+def _pack(obs, next_obs, rew, term, trunc, act, counts, width, rows=0) -> Trajectories:
     """Episodes back to back in rows of `width` steps, as a vector
     environment's rollout buffer holds them.
 
@@ -383,7 +386,8 @@ def _pack(obs, next_obs, rew, term, trunc, act, counts, width) -> Trajectories:
     last next observation at c + L); the next episode of the row starts at
     c + L + 1, after one masked step (final observation -> first observation
     of the next episode, like Gymnasium's reset step). The rest of a row is
-    padding (zeros, masked). Every transition keeps its observations,
+    padding (zeros, masked), and so are the rows added to make `rows` (a
+    fixed shape, so that chunks of a data set compile their programs once). Every transition keeps its observations,
     reward, flags and action, in order, so `training.transitions` of the
     packed batch equals that of one padded row per episode: packing only
     saves the padding to the longest episode, which for uneven lengths is
@@ -401,7 +405,7 @@ def _pack(obs, next_obs, rew, term, trunc, act, counts, width) -> Trajectories:
     episode = np.repeat(np.arange(num), counts)
     step = np.arange(len(episode)) - np.repeat(ends - counts + 1, counts)
     b, t = row[episode], col[episode] + step
-    shape = (int(row[-1]) + 1, width)
+    shape = (max(int(row[-1]) + 1, rows), width)
 
     def place(values, at_b, at_t, size):
         out = np.zeros(size + values.shape[1:], values.dtype)

@@ -73,9 +73,10 @@ from adaptive_td.estimators import (
 )
 
 #: Rows (transitions) per chunk of a Parquet file unless told otherwise:
-#: 262144, about 16 MiB of CartPole transitions as read, a few times that
-#: converted and on the device.
-DEFAULT_CHUNK_SIZE = 1 << 18
+#: 65536, about 4 MiB of CartPole transitions as read, a few times that
+#: converted and on the device. Larger chunks cost memory and gain little
+#: (benchmarks/memory.py).
+DEFAULT_CHUNK_SIZE = 1 << 16
 
 __all__ = [
     "BatchSource",
@@ -490,7 +491,10 @@ class ParquetSource(Source):
         for first, table in self._tables():
             kw = self._transitions(first, table)
             traj = datasets._assemble(
-                **kw, allow_unfinished=self.allow_unfinished, pack_width=self.width
+                **kw,
+                allow_unfinished=self.allow_unfinished,
+                pack_width=self.width,
+                pack_rows=self.layout[0],
             )
             observations = np.empty_like(kw["obs"])
             observations[kw["rows"] - first] = kw["obs"]
@@ -678,11 +682,18 @@ def values(
     parts = []
     for start in range(0, len(observations), batch_rows):
         obs = observations[start : start + batch_rows]
-        columns = {"value": np.asarray(value_fn(obs))}
+        n = len(obs)
+        # Batches of a power-of-two size up to batch_rows, filled up with
+        # repeats: each new shape compiles the network again, and compiled
+        # programs hold memory (measured: 13 MiB a shape), so chunks of
+        # varying length must not bring new shapes.
+        size = min(batch_rows, 1 << max(n - 1, 0).bit_length())
+        obs = obs[np.arange(size) % n]
+        columns = {"value": np.asarray(value_fn(obs))[:n]}
         if hasattr(value_fn, "interval"):
             low, high = value_fn.interval(obs)
-            columns["interval_low"] = np.asarray(low)
-            columns["interval_high"] = np.asarray(high)
+            columns["interval_low"] = np.asarray(low)[:n]
+            columns["interval_high"] = np.asarray(high)[:n]
         parts.append(columns)
     if not parts:
         return {"value": np.zeros(0, np.float32)}

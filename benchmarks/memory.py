@@ -8,7 +8,7 @@
    the last episode of each environment in a batch is cut mid-way (the
    fits pass --allow-unfinished).
 2. Runs `adaptive-td fit` on it once per method and mode, each in a fresh
-   process: streamed (`--chunk-size`, default 2^18 rows) and whole (a chunk
+   process: streamed (`--chunk-size`, default 2^16 rows) and whole (a chunk
    size above the file's rows: everything in memory at once, which is the
    in-memory fit). The same updates either way.
 3. Reads each process's peak resident memory (the kernel's `ru_maxrss` of
@@ -113,7 +113,7 @@ def make_data(path: str, transitions: int, *, envs: int = 256, seed: int = 0) ->
 @click.option(
     "--chunk-size",
     type=click.IntRange(min=1),
-    default=1 << 18,
+    default=1 << 16,
     show_default=True,
     help="--chunk-size of the streamed fits.",
 )
