@@ -29,7 +29,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from adaptive_td import checkpoint, outdir, streaming
+from adaptive_td import checkpoint, outdir, streaming, training
 from adaptive_td.adaptive import AdaptiveTD
 from adaptive_td.estimators import TD, MonteCarlo, NStepTD, TDLambda
 
@@ -260,6 +260,17 @@ def fit(
         )
     _print_summary(Console(), data, source)
     spec = _network_spec(network, hidden_sizes, num_states, source)
+    data_dtype = np.dtype(source.summary["obs_dtype"])
+    network_dtype = np.dtype(training._obs_dtype(data_dtype))
+    if data_dtype != network_dtype:
+        console.print(
+            f"note: the observations ({data_dtype}) reach the network as "
+            f"{network_dtype}, as in every estimator; predict takes {data_dtype} "
+            "data for this checkpoint the same way.",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     try:
         outdir.prepare(out)
     except OSError as error:
@@ -277,6 +288,7 @@ def fit(
             "seed": seed,
             "epochs": epochs,
             "chunk_size": chunk_size,
+            "data_obs_dtype": data_dtype.name,
             **options,
         },
     }
@@ -383,15 +395,21 @@ def predict(checkpoint_dir, data, chunk_size, out):
     fit, a Parquet file of more rows needs each episode's rows together.
 
     Observations must have the checkpoint's shape. Observations of another
-    dtype than the checkpoint's are converted to it only when that changes no
-    value (e.g. int8 state indices for an int32 checkpoint, or float64 values
-    that float32 holds exactly); otherwise (float64 values that float32 would
-    round, integers out of range) predict stops and names both dtypes, and
-    the data must be converted on purpose first. Floats are never accepted
-    for an integer (tabular) checkpoint.
+    dtype than the checkpoint's are converted to it when they have the dtype
+    of the data the checkpoint was fitted on (fit converted those the same
+    way: float64 observations reach the networks as float32), or when the
+    conversion changes no value (e.g. int8 state indices for an int32
+    checkpoint, or float64 values that float32 holds exactly); otherwise
+    (float64 values that float32 would round for a checkpoint fitted on
+    float32 data, integers out of range) predict stops and names both
+    dtypes, and the data must be converted on purpose first. Floats are never
+    accepted for an integer (tabular) checkpoint.
     """
     try:
         value_fn = checkpoint.load(checkpoint_dir)
+        fitted_on = checkpoint.read_config(checkpoint_dir)["options"].get(
+            "data_obs_dtype"
+        )
     except ValueError as error:
         raise click.ClickException(str(error)) from None
     if os.path.isdir(out):
@@ -408,7 +426,7 @@ def predict(checkpoint_dir, data, chunk_size, out):
         with _ParquetRows(out) as rows:
             for table, observations, first_row in chunks:
                 observations = _convert(
-                    observations, value_fn, data, checkpoint_dir, first_row
+                    observations, value_fn, data, checkpoint_dir, first_row, fitted_on
                 )
                 try:
                     columns = streaming.values(value_fn, observations)
@@ -455,8 +473,10 @@ def _observation_chunks(path, chunk_size):
         yield datasets.arrow_table({"observation": part}), part, first
 
 
-def _convert(observations, value_fn, data, checkpoint_dir, first_row):
-    """The observations in the checkpoint's dtype, if that loses nothing."""
+def _convert(observations, value_fn, data, checkpoint_dir, first_row, fitted_on):
+    """The observations in the checkpoint's dtype, if that loses nothing or
+    they have the dtype of the data the checkpoint was fitted on (`fitted_on`,
+    converted the same way there)."""
     shape = tuple(observations.shape[1:])
     if shape != tuple(value_fn.obs_shape):
         raise click.ClickException(
@@ -471,6 +491,8 @@ def _convert(observations, value_fn, data, checkpoint_dir, first_row):
         np.issubdtype(dtype, np.integer) and observations.dtype.kind == "f"
     ):
         return observations
+    if observations.dtype.name == fitted_on:
+        return observations.astype(dtype)
     with np.errstate(over="ignore", invalid="ignore"):
         cast = observations.astype(dtype)
         back = cast.astype(observations.dtype)

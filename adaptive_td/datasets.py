@@ -1136,9 +1136,25 @@ def from_rlds_steps(
                 "extra_keys='ignore' to leave episode metadata out of the batch."
             )
         converted.append(_rlds_episode(fn, e, episode["steps"], extra_keys))
+        _check_same_dtypes(fn, e, converted[0], converted[-1])
     if not converted:
         raise ValueError(f"{fn}: got no episodes; expected at least one.")
     return Trajectories.from_episodes(converted)
+
+
+def _check_same_dtypes(fn, e, first, episode) -> None:
+    """Episode e must hold its fields in the dtypes of episode 0: batching
+    episodes of different dtypes would promote (and so change) values."""
+    step_key = {"observations": "observation", "rewards": "reward"}
+    for key, value in episode.items():
+        if isinstance(value, np.ndarray) and key in first:
+            if value.dtype != np.asarray(first[key]).dtype:
+                name = step_key.get(key, key.removesuffix("s"))
+                raise ValueError(
+                    f"{fn}: episode {e}: {name} has dtype {value.dtype}, episode 0 "
+                    f"has {np.asarray(first[key]).dtype}; every episode must use "
+                    "one dtype per field (a batch of both would convert values)."
+                )
 
 
 def _rlds_episode(fn, e, steps, extra_keys) -> dict[str, Any]:
@@ -1295,11 +1311,16 @@ def _rlds_field(fn, e, key, values, count) -> np.ndarray:
         return values
     arrays = [np.asarray(v) for v in values]
     for t, array in enumerate(arrays):
-        if array.shape != arrays[0].shape or array.dtype == object:
+        if (
+            array.shape != arrays[0].shape
+            or array.dtype != arrays[0].dtype
+            or array.dtype == object
+        ):
             raise ValueError(
                 f"{fn}: episode {e} step {t}: {key} has shape {array.shape} and "
-                f"dtype {array.dtype}, step 0 has shape {arrays[0].shape}; "
-                f"expected arrays of numbers of one shape."
+                f"dtype {array.dtype}, step 0 has shape {arrays[0].shape} and "
+                f"dtype {arrays[0].dtype}; expected arrays of numbers of one "
+                "shape and dtype (stacking them would convert the values)."
             )
     return np.stack(arrays)
 

@@ -87,6 +87,7 @@ __all__ = [
     "allocate",
     "evaluate",
     "fit",
+    "values",
 ]
 
 
@@ -299,6 +300,11 @@ class NpzShards(Source):
         episodes = rows = 0
         for path in self.paths:
             traj = Trajectories.load(path)
+            if traj.num_steps == 0:
+                raise ValueError(
+                    f"NpzShards: {path} holds no valid step (its mask is all "
+                    "False); expected transitions."
+                )
             dtypes = (
                 np.asarray(traj.observations).dtype,
                 np.asarray(traj.rewards).dtype,

@@ -181,6 +181,16 @@ def _steps(traj: Trajectories) -> _Steps:
         raise ValueError(
             "fit: the trajectories hold no valid step (mask is all False)."
         )
+    obs = np.asarray(traj.observations)
+    if obs.dtype.kind in "iu" and obs.size:
+        # Integer observations reach the networks as int32 (`_obs_dtype`).
+        low, high = np.iinfo(np.int32).min, np.iinfo(np.int32).max
+        if obs.min() < low or obs.max() > high:
+            raise ValueError(
+                f"fit: observations hold integers from {obs.min()} to {obs.max()}; "
+                "the networks take int32 (state indices), which would wrap them. "
+                "Renumber the states, or pass float observations."
+            )
     mask = np.asarray(traj.mask)
     cut = segment_cuts(traj)
     B, T = mask.shape
@@ -190,7 +200,7 @@ def _steps(traj: Trajectories) -> _Steps:
     end = np.flip(np.minimum.accumulate(np.flip(np.where(cut, steps, T), 1), 1), 1)
     rows, cols = np.nonzero(mask)
     return _Steps(
-        obs=np.asarray(traj.observations),
+        obs=obs,
         mask=mask,
         rewards=np.where(mask, np.asarray(traj.rewards, np.float64), 0.0),
         terminated=np.asarray(traj.terminated),

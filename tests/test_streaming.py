@@ -534,3 +534,140 @@ def test_predict_streams_an_npy_array(cartpole, tmp_path):
         table.column("value").to_numpy(), np.asarray(value_fn(obs)), atol=1e-6
     )
     assert table.num_rows == 1000
+
+
+# -- every chunk is trained on, and none is read whole ---------------------------
+
+
+def _two_groups(tmp_path):
+    """Episodes 0 -> 1 -> end paying 1, then episodes 2 -> 3 -> end paying 5,
+    as a batch and as a Parquet file whose first 20 rows are the first group."""
+    episodes = []
+    for states, reward in (([0, 1], 1.0), ([2, 3], 5.0)):
+        for _ in range(10):
+            episodes.append(
+                dict(
+                    observations=np.array([*states, 0]),
+                    rewards=np.array([0.0, reward], np.float32),
+                    terminated=True,
+                    truncated=False,
+                )
+            )
+    traj = atd.Trajectories.from_episodes(episodes)
+    path = tmp_path / "groups.parquet"
+    datasets.write_parquet(traj, path)
+    return traj, path
+
+
+@pytest.mark.parametrize("kind", ["batch", "parquet"])
+def test_every_chunk_is_trained_on(tmp_path, kind):
+    """Each group only in its own chunk: a fit that skipped a chunk (or read
+    one chunk twice) would leave its states at the table's initial 0."""
+    traj, path = _two_groups(tmp_path)
+    if kind == "batch":
+        source = streaming.BatchSource(traj, rows_per_chunk=10)
+    else:
+        source = streaming.ParquetSource(path, chunk_size=20)
+    assert source.counts == [20, 20]
+    estimator = atd.MonteCarlo(
+        atd.networks.tabular(4), optax.adam(0.1), gamma=1.0, steps=600, batch_size=16
+    )
+    value_fn = streaming.fit(estimator, source, key=0)
+    np.testing.assert_allclose(value_fn(np.arange(4)), [1, 1, 5, 5], atol=0.05)
+
+
+def test_parquet_is_never_read_whole(cartpole, monkeypatch):
+    """Every table the source converts holds at most a chunk of rows (here
+    every episode is shorter than a chunk), and no whole-file reader runs."""
+    chunk_size = 100
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the whole file was read")
+
+    monkeypatch.setattr(pq, "read_table", refuse)
+    monkeypatch.setattr(pq.ParquetFile, "read", refuse)
+    monkeypatch.setattr(datasets, "read_parquet", refuse)
+    sizes = []
+    convert = streaming.ParquetSource._transitions
+
+    def spy(self, first, table):
+        sizes.append(table.num_rows)
+        return convert(self, first, table)
+
+    monkeypatch.setattr(streaming.ParquetSource, "_transitions", spy)
+    source = streaming.ParquetSource(
+        cartpole["parquet"], chunk_size=chunk_size, allow_unfinished=True
+    )
+    estimator = atd.TD(atd.networks.mlp((8,)), steps=40, batch_size=16)
+    value_fn = streaming.fit(estimator, source, key=0)
+    rows = sum(len(c["value"]) for _, c in streaming.evaluate(value_fn, source))
+    assert rows == source.summary["transitions"]
+    assert len(sizes) == 3 * source.num_chunks  # checking, fitting, evaluating
+    assert max(sizes) <= chunk_size
+
+
+# -- dtypes ------------------------------------------------------------------------
+
+
+def test_float64_observations_fit_and_predict_alike(cartpole, tmp_path):
+    """fit gives float64 observations to the network as float32 and says so;
+    predict takes the same file for that checkpoint, with the same values."""
+    table = pq.read_table(cartpole["parquet"])
+    wide = pa.list_(pa.float64(), 4)
+    for name in ("observation", "next_observation"):
+        index = table.column_names.index(name)
+        table = table.set_column(index, name, table.column(name).cast(wide))
+    path = tmp_path / "f64.parquet"
+    pq.write_table(table, path)
+    out = tmp_path / "out"
+    result = _run(
+        "fit", "--data", path, "--method", "td", "--steps", "20", "--hidden", "8",
+        "--allow-unfinished", "--out", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "reach the network as float32" in " ".join(result.output.split())
+    config = json.loads((out / "checkpoint" / "config.json").read_text())
+    assert config["options"]["data_obs_dtype"] == "float64"
+    result = _run(
+        "predict", "--checkpoint", out / "checkpoint", "--data", path,
+        "--out", tmp_path / "p.parquet",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (
+        pq.read_table(tmp_path / "p.parquet")
+        .column("value")
+        .equals(pq.read_table(out / "values.parquet").column("value"))
+    )
+
+
+def test_integer_observations_beyond_int32_are_refused():
+    episodes = [
+        dict(
+            observations=np.array([0, 2**31], np.int64),
+            rewards=np.array([1.0]),
+            terminated=True,
+            truncated=False,
+        )
+    ]
+    traj = atd.Trajectories.from_episodes(episodes)
+    with pytest.raises(ValueError, match="from 0 to 2147483648; the networks take"):
+        atd.TD(atd.networks.tabular(4), steps=5).fit(traj)
+
+
+def test_rlds_steps_of_other_dtypes_are_refused():
+    steps = [
+        dict(observation=np.int64(2**53 + 1), reward=0.0, is_first=True,
+             is_last=False, is_terminal=False),
+        dict(observation=1.5, reward=0.0, is_first=False, is_last=True,
+             is_terminal=True),
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="episode 0 step 1: observation has shape"):
+        datasets.from_rlds_steps([dict(steps=steps)])
+    one = [
+        dict(steps=[{**s, "observation": np.float32(s["observation"])} for s in steps])
+    ]
+    other = [
+        dict(steps=[{**s, "observation": np.float64(s["observation"])} for s in steps])
+    ]
+    with pytest.raises(ValueError, match="episode 1: observation has dtype float64"):
+        datasets.from_rlds_steps(one + other)
