@@ -135,6 +135,7 @@ def from_vector_rollout(
             f"[T+1, n_envs, *obs_shape] = ({T + 1}, {n_envs}, ...) for rewards of "
             f"shape {rew.shape}.{hint}"
         )
+    _check_finite(rew, obs, term)
     obs_shape = obs.shape[2:]
     act = None
     if actions is not None:
@@ -289,6 +290,33 @@ def collect(
         final_observations=None if mode == AutoresetMode.NEXT_STEP else finals,
         actions=np.stack(actions),
     )
+
+
+def _check_finite(rew, obs, term) -> None:
+    """NaN or inf in the rollout, named by env.step index and sub-environment
+    (the batch's own check would name places in the converted rows).
+    observations[t + 1] is what step t returned: a terminal observation in
+    NEXT_STEP mode after a terminated step, which may hold anything."""
+    if rew.dtype.kind == "f":
+        bad = np.argwhere(~np.isfinite(rew))
+        if bad.size:
+            t, i = bad[0]
+            raise ValueError(
+                f"{_FN}: step {t} of sub-environment {i} returned reward "
+                f"{rew[t, i]}; rewards must be finite."
+            )
+    if obs.dtype.kind == "f":
+        finite = np.isfinite(obs).reshape(*obs.shape[:2], -1).all(-1)
+        finite[1:] |= term  # terminal observations are never read
+        bad = np.argwhere(~finite)
+        if bad.size:
+            t, i = bad[0]
+            what = "env.reset" if t == 0 else f"step {t - 1}"
+            raise ValueError(
+                f"{_FN}: the observation {what} returned for sub-environment {i} "
+                "(observations[" + f"{t}, {i}" + "]) is not finite; observations "
+                "must be finite except after a terminated step."
+            )
 
 
 def _mode(value, fn=_FN) -> AutoresetMode:

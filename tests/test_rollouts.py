@@ -504,3 +504,37 @@ def test_bad_inputs_name_the_field(case):
 
     with pytest.raises(ValueError, match=f"from_vector_rollout: {match}"):
         from_vector_rollout(**rollout, autoreset_mode=mode)
+
+
+@pytest.mark.parametrize("mode", ["NextStep", "SameStep"])
+def test_non_finite_rollouts_name_the_step_and_sub_environment(mode):
+    obs = np.zeros((5, 2, 1))
+    rewards = np.zeros((4, 2))
+    flags = np.zeros((4, 2), bool)
+    rewards[3, 1] = np.inf
+    with pytest.raises(
+        ValueError, match="step 3 of sub-environment 1 returned reward inf"
+    ):
+        from_vector_rollout(obs, rewards, flags, flags, autoreset_mode=mode)
+    rewards[3, 1] = 0.0
+    obs[2, 0, 0] = np.nan
+    with pytest.raises(
+        ValueError,
+        match=r"observation step 1 returned for sub-environment 0 "
+        r"\(observations\[2, 0\]\) is not finite",
+    ):
+        from_vector_rollout(obs, rewards, flags, flags, autoreset_mode=mode)
+
+
+def test_terminal_observations_may_hold_nan():
+    obs = np.zeros((3, 1, 1))
+    obs[1, 0, 0] = np.nan  # returned by the step that terminated
+    terminated = np.array([[True], [False]])
+    traj = from_vector_rollout(
+        obs,
+        np.zeros((2, 1)),
+        terminated,
+        np.zeros((2, 1), bool),
+        autoreset_mode="NextStep",
+    )
+    assert traj.num_steps == 1
