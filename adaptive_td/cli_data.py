@@ -259,6 +259,7 @@ def fit(
             ),
         )
     _print_summary(Console(), data, source)
+    _check_no_value_columns(source, data)
     spec = _network_spec(network, hidden_sizes, num_states, source)
     data_dtype = np.dtype(source.summary["obs_dtype"])
     network_dtype = np.dtype(training._obs_dtype(data_dtype))
@@ -389,9 +390,10 @@ def predict(checkpoint_dir, data, chunk_size, out):
 
     Writes a Parquet file with the input's rows (for .npy input, one
     `observation` column) and `value`, plus `interval_low` and
-    `interval_high` for an adaptive-td checkpoint. Columns outside the
-    transition schema are copied, not rejected; episodes need not end with a
-    flag. The data is read and evaluated --chunk-size rows at a time; as for
+    `interval_high` for an adaptive-td checkpoint (input columns of those
+    names, such as those of fit's values.parquet, are replaced, and the
+    message says so). Columns outside the transition schema are copied, not
+    rejected; episodes need not end with a flag. The data is read and evaluated --chunk-size rows at a time; as for
     fit, a Parquet file of more rows needs each episode's rows together.
 
     Observations must have the checkpoint's shape. Observations of another
@@ -407,9 +409,9 @@ def predict(checkpoint_dir, data, chunk_size, out):
     """
     try:
         value_fn = checkpoint.load(checkpoint_dir)
-        fitted_on = checkpoint.read_config(checkpoint_dir)["options"].get(
-            "data_obs_dtype"
-        )
+        config = checkpoint.read_config(checkpoint_dir)
+        fitted_on = config["options"].get("data_obs_dtype")
+        num_states = config["network"].get("num_states")
     except ValueError as error:
         raise click.ClickException(str(error)) from None
     if os.path.isdir(out):
@@ -420,7 +422,7 @@ def predict(checkpoint_dir, data, chunk_size, out):
             f"cannot write predictions to --out {out!r}: {folder} is not a folder."
         )
     chunks = _observation_chunks(data, chunk_size)
-    count, names = 0, ["value"]
+    count, names, replaced = 0, ["value"], set()
     try:
         os.makedirs(folder, exist_ok=True)
         with _ParquetRows(out) as rows:
@@ -428,6 +430,17 @@ def predict(checkpoint_dir, data, chunk_size, out):
                 observations = _convert(
                     observations, value_fn, data, checkpoint_dir, first_row, fitted_on
                 )
+                if num_states is not None and observations.dtype.kind in "iu":
+                    bad = np.flatnonzero(
+                        (observations < 0) | (observations >= num_states)
+                    )
+                    if bad.size:
+                        raise click.ClickException(
+                            f"{data}: row {first_row + int(bad[0])} has state "
+                            f"{observations[bad[0]]}; the tabular checkpoint "
+                            f"{checkpoint_dir} knows states 0 to {num_states - 1}."
+                        )
+                replaced.update(c for c in table.column_names if c in _VALUE_COLUMNS)
                 try:
                     columns = streaming.values(value_fn, observations)
                 except ValueError as error:
@@ -439,9 +452,12 @@ def predict(checkpoint_dir, data, chunk_size, out):
         raise click.ClickException(
             f"cannot write predictions to --out {out!r}: {reason}."
         ) from None
+    note = ""
+    if replaced:
+        note = f"; the input's columns {sorted(replaced)} are replaced by them"
     Console(stderr=True).print(
         f"{count} values from {checkpoint_dir} written to {out} "
-        f"(columns {', '.join(names)}).",
+        f"(columns {', '.join(names)}{note}).",
         markup=False,
         highlight=False,
         soft_wrap=True,
@@ -468,8 +484,20 @@ def _observation_chunks(path, chunk_size):
             f"{path} holds an array of shape {observations.shape} and dtype "
             f"{observations.dtype}; expected observations [N, *obs_shape] of numbers."
         )
+    if len(observations) == 0:
+        raise click.ClickException(
+            f"{path} holds no observations (shape {observations.shape})."
+        )
     for first in range(0, len(observations), chunk_size):
         part = np.asarray(observations[first : first + chunk_size])
+        if part.dtype.kind == "f":
+            bad = np.argwhere(~np.isfinite(part.reshape(len(part), -1)).all(1))
+            if bad.size:
+                row = first + int(bad[0, 0])
+                raise click.ClickException(
+                    f"{path}: observation {row} is {part[row - first].tolist()}; "
+                    "observations must be finite (NaN and inf are not allowed)."
+                )
         yield datasets.arrow_table({"observation": part}), part, first
 
 
@@ -511,6 +539,30 @@ def _convert(observations, value_fn, data, checkpoint_dir, first_row, fitted_on)
             f"Convert the data to {dtype} first if that is intended."
         )
     return cast
+
+
+_VALUE_COLUMNS = ("value", "interval_low", "interval_high")
+
+
+def _check_no_value_columns(source, data) -> None:
+    """fit adds columns to the input's rows; an input column of the same name
+    would be lost from values.parquet."""
+    names = _column_names(source)
+    taken = [c for c in _VALUE_COLUMNS if c in names]
+    if taken:
+        raise click.ClickException(
+            f"--data {data} has columns {taken}; values.parquet adds the fitted "
+            f"{', '.join(_VALUE_COLUMNS)} to the input's columns, which would "
+            "replace them. Rename or drop them first."
+        )
+
+
+def _column_names(source) -> list[str]:
+    if isinstance(source, streaming.ParquetSource):
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(source.path).schema_arrow.names
+    return []
 
 
 def _progress(console, unit) -> Progress:

@@ -144,13 +144,20 @@ class Source:
             traj = chunk.trajectories
             summary = traj.summary()
             obs = np.asarray(traj.observations)
+            mask = np.asarray(traj.mask)
             survey.add(
-                chunk.first_row,
+                self._where(chunk),
                 _episode_lengths(traj),
                 summary["terminated"],
                 summary["truncated"],
                 summary["cut_segments"],
                 obs[_read(traj)],
+                {
+                    "rewards": np.asarray(traj.rewards)[mask],
+                    "actions": None
+                    if traj.actions is None
+                    else np.asarray(traj.actions)[mask],
+                },
             )
             rows, steps = max(rows, traj.batch_size), max(steps, traj.horizon)
         survey.finish(self, (rows, steps), self._capacity())
@@ -159,6 +166,10 @@ class Source:
 
     def _capacity(self) -> int:
         return 0
+
+    def _where(self, chunk: Chunk) -> str:
+        """A chunk, in messages."""
+        return f"the chunk starting at row {chunk.first_row}"
 
 
 class _Survey:
@@ -170,17 +181,37 @@ class _Survey:
         self.terminated = self.truncated = self.cut = 0
         self.shape = self.dtype = self.low = self.high = None
 
-    def add(self, first_row, lengths, terminated, truncated, cut, states):
-        """One chunk: its episode lengths, how many episodes end terminated,
-        truncated or with neither flag, and the observations it reads."""
+    def add(self, where, lengths, terminated, truncated, cut, states, fields):
+        """One chunk (`where` names it in messages): its episode lengths, how
+        many episodes end terminated, truncated or with neither flag, the
+        observations it reads, and its other fields `{name: array}` (reward,
+        action), whose shapes per row and dtypes must match the first
+        chunk's: a batch of several would convert them."""
+        fields = {"observations": states, **fields}
+        kinds = {
+            name: (tuple(value.shape[1:]), value.dtype.name)
+            for name, value in fields.items()
+            if value is not None
+        }
         if self.shape is None:
             self.shape, self.dtype = states.shape[1:], states.dtype
-        elif (states.shape[1:], states.dtype) != (self.shape, self.dtype):
+            self.kinds, self.first = kinds, where
+        elif kinds != self.kinds:
+            name = next(
+                n
+                for n in set(kinds) | set(self.kinds)
+                if kinds.get(n) != self.kinds.get(n)
+            )
+
+            def show(kind):
+                return (
+                    "none" if kind is None else f"shape {kind[0]} and dtype {kind[1]}"
+                )
+
             raise ValueError(
-                f"{self.name}: the chunk starting at row {first_row} has "
-                f"observations of shape {states.shape[1:]} and dtype "
-                f"{states.dtype}; the first chunk has {self.shape} and "
-                f"{self.dtype}. All chunks must match."
+                f"{self.name}: {where} has {name} of {show(kinds.get(name))}; "
+                f"{self.first} has {show(self.kinds.get(name))}. All chunks "
+                "must match."
             )
         self.counts.append(int(np.sum(lengths)))
         self.lengths.append(np.asarray(lengths))
@@ -290,7 +321,7 @@ class NpzShards(Source):
         self.paths = [os.fspath(p) for p in paths]
         if not self.paths:
             raise ValueError("NpzShards: no .npz files given.")
-        self._dtypes = None
+        self._paths = {}
         self._survey(self.chunks())
 
     def _capacity(self):
@@ -305,23 +336,14 @@ class NpzShards(Source):
                     f"NpzShards: {path} holds no valid step (its mask is all "
                     "False); expected transitions."
                 )
-            dtypes = (
-                np.asarray(traj.observations).dtype,
-                np.asarray(traj.rewards).dtype,
-                None if traj.actions is None else np.asarray(traj.actions).dtype,
-            )
-            if self._dtypes is None:
-                self._dtypes = dtypes
-            elif dtypes != self._dtypes:
-                raise ValueError(
-                    f"NpzShards: {path} has (observation, reward, action) dtypes "
-                    f"{dtypes}; {self.paths[0]} has {self._dtypes}. All shards "
-                    "must match."
-                )
             chunk = _batch_chunk(traj, episodes, rows)
+            self._paths[chunk.first_row] = path
             ids = chunk.table.column("episode_id").to_numpy()
             episodes, rows = int(ids[-1]) + 1, rows + len(ids)
             yield chunk
+
+    def _where(self, chunk):
+        return self._paths[chunk.first_row]
 
 
 class ParquetSource(Source):
@@ -399,12 +421,13 @@ class ParquetSource(Source):
             plan.append(lengths)
             states = np.concatenate([kw["obs"], kw["next_obs"][ends]])
             survey.add(
-                first,
+                f"the chunk starting at row {first}",
                 lengths,
                 term.sum(),
                 (trunc & ~term).sum(),
                 open_end.sum(),
                 states,
+                {"rewards": kw["rew"], "actions": kw["act"]},
             )
             if progress is not None:
                 progress(first + table.num_rows, total)
@@ -429,19 +452,26 @@ class ParquetSource(Source):
         # 10^7 rows).
         file = pq.ParquetFile(self.path, pre_buffer=False)
         pending, first = None, 0
-        for batch in file.iter_batches(batch_size=min(self.chunk_size, 1 << 16)):
+        for batch in file.iter_batches(batch_size=1 << 16):
             table = pa.Table.from_batches([batch])
             pending = table if pending is None else pa.concat_tables([pending, table])
-            while pending.num_rows > self.chunk_size:
-                ids = pending.column("episode_id")
-                new = pc.fill_null(pc.not_equal(ids[1:], ids[:-1]), True)
-                starts = np.flatnonzero(new.to_numpy(zero_copy_only=False)) + 1
-                if not starts.size:
+            if pending.num_rows <= self.chunk_size:
+                continue
+            # Where episodes start in the pending rows, found once per batch
+            # read, then cut into as many chunks as they allow.
+            ids = pending.column("episode_id")
+            new = pc.fill_null(pc.not_equal(ids[1:], ids[:-1]), True)
+            starts = np.flatnonzero(new.to_numpy(zero_copy_only=False)) + 1
+            at = 0
+            while pending.num_rows - at > self.chunk_size:
+                later = starts[np.searchsorted(starts, at, side="right") :]
+                if not later.size:
                     break  # one episode so far: read on
-                fits = starts[starts <= self.chunk_size]
-                cut = int(fits[-1] if fits.size else starts[0])
-                yield first, pending.slice(0, cut)
-                first, pending = first + cut, pending.slice(cut)
+                fits = later[later <= at + self.chunk_size]
+                cut = int(fits[-1] if fits.size else later[0])
+                yield first + at, pending.slice(at, cut - at)
+                at = cut
+            first, pending = first + at, pending.slice(at)
         if pending is not None and pending.num_rows:
             yield first, pending
 
@@ -453,9 +483,15 @@ class ParquetSource(Source):
         file = pq.ParquetFile(self.path, pre_buffer=False)
         starts, rows, previous, at = [], [], None, 0
         for batch in file.iter_batches(batch_size=1 << 16, columns=["episode_id"]):
-            ids = batch.column(0).to_numpy(zero_copy_only=False)
-            if ids.dtype == object and not all(isinstance(v, str) for v in ids):
-                # Missing or mixed ids: the chunk's own checks name them.
+            column = batch.column(0)
+            ids = column.to_numpy(zero_copy_only=False)
+            if (
+                column.null_count
+                or ids.dtype.kind not in "iuO"
+                or (ids.dtype == object and not all(isinstance(v, str) for v in ids))
+            ):
+                # Missing ids, or ids of a wrong type: the checks of the
+                # chunk that holds them name them.
                 return
             new = np.concatenate([[True], ids[1:] != ids[:-1]])
             if previous is not None and ids.size and ids[0] == previous:

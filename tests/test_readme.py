@@ -28,10 +28,12 @@ def test_readme_example_runs_and_estimates_the_walk(tmp_path, monkeypatch):
     low, high = namespace["low"], namespace["high"]
     assert (low <= high).all()
     # The sequel: several chunks, and TD streamed through them estimates the
-    # same values.
+    # same values, up to TD's own error with this data and budget (measured
+    # 0.067 at most; 0.042 for the same TD fitted in memory).
     assert namespace["source"].num_chunks > 1
     streamed = np.asarray(namespace["streamed"](namespace["states"]))
-    np.testing.assert_allclose(streamed, states, atol=0.08)
+    np.testing.assert_allclose(streamed, states, atol=0.1)
+    assert np.all(np.diff(streamed) > 0)
 
 
 def test_readme_example_pastes_into_the_interactive_interpreter():

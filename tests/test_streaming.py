@@ -385,7 +385,7 @@ def test_npz_shards_of_other_dtypes_are_rejected(cartpole, tmp_path):
         }
     )
     other.save(tmp_path / "b.npz")
-    with pytest.raises(ValueError, match="dtypes"):
+    with pytest.raises(ValueError, match="b.npz has rewards of shape"):
         streaming.NpzShards([tmp_path / "a.npz", tmp_path / "b.npz"])
 
 
@@ -671,3 +671,109 @@ def test_rlds_steps_of_other_dtypes_are_refused():
     ]
     with pytest.raises(ValueError, match="episode 1: observation has dtype float64"):
         datasets.from_rlds_steps(one + other)
+
+
+# -- found by review ---------------------------------------------------------------
+
+
+def test_missing_episode_id_in_a_chunked_file_is_named(cartpole, tmp_path):
+    table = pq.read_table(cartpole["parquet"])
+    ids = table.column("episode_id").to_pylist()
+    ids[400] = None
+    table = table.set_column(0, "episode_id", pa.array(ids, pa.int64()))
+    path = tmp_path / "missing.parquet"
+    pq.write_table(table, path)
+    with pytest.raises(ValueError, match="'episode_id' has dtype .*missing values"):
+        streaming.ParquetSource(path, chunk_size=100, allow_unfinished=True)
+
+
+def test_actions_of_another_shape_in_a_later_chunk(tmp_path):
+    def episode(action_size):
+        return dict(
+            observations=np.zeros((3, 1), np.float32),
+            rewards=np.zeros(2, np.float32),
+            terminated=True,
+            truncated=False,
+            actions=np.zeros((2, action_size), np.float32),
+        )
+
+    first = atd.Trajectories.from_episodes([episode(2)] * 5)
+    second = atd.Trajectories.from_episodes([episode(3)] * 5)
+    tables = []
+    for i, traj in enumerate((first, second)):
+        datasets.write_parquet(traj, tmp_path / f"{i}.parquet")
+        table = pq.read_table(tmp_path / f"{i}.parquet")
+        ids = table.column("episode_id").to_numpy() + 5 * i
+        tables.append(table.set_column(0, "episode_id", pa.array(ids)))
+    path = tmp_path / "ragged.parquet"
+    pq.write_table(pa.concat_tables(tables, promote_options="permissive"), path)
+    with pytest.raises(ValueError, match=r"row 10 has actions of shape \(3,\)"):
+        streaming.ParquetSource(path, chunk_size=10)
+
+
+def test_a_long_episode_with_a_tiny_chunk_size(tmp_path):
+    steps = 3000
+    obs = np.arange(steps + 1, dtype=np.float32)[:, None]
+    traj = atd.Trajectories.from_episodes(
+        [dict(observations=obs, rewards=np.ones(steps), terminated=True,
+              truncated=False)]
+    )  # fmt: skip
+    datasets.write_parquet(traj, tmp_path / "long.parquet")
+    source = streaming.ParquetSource(tmp_path / "long.parquet", chunk_size=1)
+    assert source.counts == [steps]
+
+
+def test_fit_refuses_input_columns_it_would_replace(cartpole, tmp_path):
+    table = pq.read_table(cartpole["parquet"])
+    table = table.append_column("value", pa.array(np.arange(table.num_rows)))
+    path = tmp_path / "with-value.parquet"
+    pq.write_table(table, path)
+    result = _run(
+        "fit", "--data", path, "--method", "td", "--extra-columns", "ignore",
+        "--allow-unfinished", "--out", tmp_path / "out",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "has columns ['value']" in result.output
+    assert "Rename or drop them" in result.output
+
+
+@pytest.mark.parametrize(
+    "array, message",
+    [
+        (np.zeros((0, 4), np.float32), "holds no observations"),
+        (np.array([[0, 0, 0, 0], [0, np.nan, 0, 0]], np.float32),
+         "observation 1 is"),
+    ],
+)  # fmt: skip
+def test_predict_refuses_bad_npy_arrays(cartpole, tmp_path, array, message):
+    out = tmp_path / "out"
+    result = _run(
+        "fit", "--data", cartpole["parquet"], "--method", "td", "--steps", "5",
+        "--hidden", "4", "--allow-unfinished", "--out", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    np.save(tmp_path / "bad.npy", array)
+    result = _run(
+        "predict", "--checkpoint", out / "checkpoint", "--data",
+        tmp_path / "bad.npy", "--out", tmp_path / "p.parquet",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert message in result.output
+
+
+def test_predict_refuses_states_outside_a_tabular_checkpoint(tmp_path):
+    traj, path = _two_groups(tmp_path)
+    out = tmp_path / "out"
+    result = _run(
+        "fit", "--data", path, "--method", "mc", "--network", "tabular",
+        "--steps", "5", "--out", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    np.save(tmp_path / "states.npy", np.array([1, 3, 7], np.int32))
+    result = _run(
+        "predict", "--checkpoint", out / "checkpoint", "--data",
+        tmp_path / "states.npy", "--out", tmp_path / "p.parquet",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "row 2 has state 7" in result.output
+    assert "states 0 to 3" in result.output
