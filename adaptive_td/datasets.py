@@ -808,8 +808,8 @@ def _table_transitions(
     next_obs = _observation_array(fn, column, next_cols, order, where)
     rew = _numpy(column["reward"])
     _check_real(fn, "column 'reward'", rew, _dtype(column["reward"]))
-    term = _flag_column(fn, column["terminated"])
-    trunc = _flag_column(fn, column["truncated"])
+    term = _flag_column(fn, column["terminated"], first_row)
+    trunc = _flag_column(fn, column["truncated"], first_row)
     act = None
     if "action" in present:
         act = _observation_array(fn, column, ["action"], order, where)
@@ -1020,13 +1020,18 @@ def _id_column(fn, series) -> np.ndarray:
     )
 
 
-def _flag_column(fn, series) -> np.ndarray:
+def _flag_column(fn, series, first_row=0) -> np.ndarray:
     flags = _numpy(series)
     if flags.dtype != np.bool_:
+        missing = np.flatnonzero(np.asarray(series.isna()))
+        kind = _dtype(series)
+        if missing.size:
+            row = first_row + int(missing[0])
+            kind = f"{series.dtype} with a missing value at row {row}"
         raise ValueError(
-            f"{fn}: column '{series.name}' has dtype {_dtype(series)}; expected "
-            f"bool. Convert it with df['{series.name}'] == 1 if 1 marks a flagged "
-            "step (and check for missing values first)."
+            f"{fn}: column '{series.name}' has dtype {kind}; "
+            f"expected bool. Convert it with df['{series.name}'] == 1 if 1 marks "
+            "a flagged step (and check for missing values first)."
         )
     return flags
 

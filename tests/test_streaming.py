@@ -777,3 +777,18 @@ def test_predict_refuses_states_outside_a_tabular_checkpoint(tmp_path):
     assert result.exit_code == 1
     assert "row 2 has state 7" in result.output
     assert "states 0 to 3" in result.output
+
+
+def test_missing_flag_in_a_later_chunk_names_its_row(cartpole, tmp_path):
+    table = pq.read_table(cartpole["parquet"])
+    flags = table.column("terminated").to_pylist()
+    bad = table.num_rows - 5
+    flags[bad] = None
+    index = table.column_names.index("terminated")
+    table = table.set_column(index, "terminated", pa.array(flags, pa.bool_()))
+    path = tmp_path / "missing-flag.parquet"
+    pq.write_table(table, path)
+    with pytest.raises(
+        ValueError, match=rf"'terminated' has dtype .* missing value at row {bad};"
+    ):
+        streaming.ParquetSource(path, chunk_size=100, allow_unfinished=True)
