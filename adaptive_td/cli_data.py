@@ -393,8 +393,9 @@ def predict(checkpoint_dir, data, chunk_size, out):
     `interval_high` for an adaptive-td checkpoint (input columns of those
     names, such as those of fit's values.parquet, are replaced, and the
     message says so). Columns outside the transition schema are copied, not
-    rejected; episodes need not end with a flag. The data is read and evaluated --chunk-size rows at a time; as for
-    fit, a Parquet file of more rows needs each episode's rows together.
+    rejected; episodes need not end with a flag. The data is read and
+    evaluated --chunk-size rows at a time; as for fit, a Parquet file of
+    more rows needs each episode's rows together.
 
     Observations must have the checkpoint's shape. Observations of another
     dtype than the checkpoint's are converted to it when they have the dtype
@@ -558,11 +559,7 @@ def _check_no_value_columns(source, data) -> None:
 
 
 def _column_names(source) -> list[str]:
-    if isinstance(source, streaming.ParquetSource):
-        import pyarrow.parquet as pq
-
-        return pq.ParquetFile(source.path).schema_arrow.names
-    return []
+    return getattr(source, "columns", [])
 
 
 def _progress(console, unit) -> Progress:

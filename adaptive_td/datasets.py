@@ -156,32 +156,18 @@ def from_transitions(
     for name, value in given.items():
         if value is not None and np.ndim(value) > 0:
             lengths[name] = np.shape(value)[0]
-    counts = sorted(
-        ((list(lengths.values()).count(k), k) for k in set(lengths.values())),
-        reverse=True,
-    )
-    if len(counts) > 1:
-
-        def join(words):
-            head = ", ".join(words[:-1])
-            return f"{head} and {words[-1]}" if head else words[-1]
-
-        if counts[0][0] > counts[1][0]:
-            n = counts[0][1]
-            odd = [
-                f"{k} has {v} row{'' if v == 1 else 's'}"
-                for k, v in lengths.items()
-                if v != n
-            ]
-            same = [k for k, v in lengths.items() if v == n]
-            raise ValueError(
-                f"{fn}: {join(odd)}, but {join(same)} have {n}; every input "
-                "needs one row per transition."
-            )
+    sizes = list(lengths.values())
+    if len(set(sizes)) > 1:
+        most = max(map(sizes.count, sizes))
+        common = {v for v in sizes if sizes.count(v) == most}
+        odd = [k for k, v in lengths.items() if v not in common]
+        lead = "the inputs have different numbers of rows"
+        if len(common) == 1:
+            names = ", ".join(odd[:-1]) + " and " * (len(odd) > 1) + odd[-1]
+            lead = f"{names} differ from the other inputs in rows"
+        listing = ", ".join(f"{k} {v}" for k, v in lengths.items())
         raise ValueError(
-            f"{fn}: the inputs have different numbers of rows ("
-            + ", ".join(f"{k} {v}" for k, v in lengths.items())
-            + "); every input needs one row per transition."
+            f"{fn}: {lead} ({listing}); every input needs one row per transition."
         )
     rew = np.asarray(rewards)
     if rew.ndim != 1 or rew.shape[0] == 0:
@@ -381,21 +367,22 @@ def _pack(obs, next_obs, rew, term, trunc, act, counts, width, rows=0) -> Trajec
     environment's rollout buffer holds them.
 
     The inputs are the transitions sorted by episode, `counts` the episode
-    lengths (each at most `width`). An episode of length L starting at step c
-    of a row fills steps c ... c + L - 1 and observations c ... c + L (its
-    last next observation at c + L); the next episode of the row starts at
-    c + L + 1, after one masked step (final observation -> first observation
+    lengths (each at most `width`). An episode of length L starting at step
+    c of a row fills steps c ... c + L - 1 and observations c ... c + L (its
+    last next observation at c + L); the next episode of the row starts at c
+    + L + 1, after one masked step (final observation -> first observation
     of the next episode, like Gymnasium's reset step). The rest of a row is
     padding (zeros, masked), and so are the rows added to make `rows` (a
-    fixed shape, so that chunks of a data set compile their programs once). Every transition keeps its observations,
-    reward, flags and action, in order, so `training.transitions` of the
-    packed batch equals that of one padded row per episode: packing only
-    saves the padding to the longest episode, which for uneven lengths is
-    most of the memory. One flag differs: an episode cut mid-way (neither
-    flag on its last step) is marked truncated in the packed batch, since
-    only a flagged step may precede a masked one inside a row; the
-    estimators treat the two alike (both bootstrap from the next
-    observation), and the batch is for training only.
+    fixed shape, so that chunks of a data set compile their programs once).
+    Every transition keeps its observations, reward, flags and action, in
+    order, so `training.transitions` of the packed batch equals that of one
+    padded row per episode: packing only saves the padding to the longest
+    episode, which for uneven lengths is most of the memory. One flag
+    differs: an episode cut mid-way (neither flag on its last step) is
+    marked truncated in the packed batch, since only a flagged step may
+    precede a masked one inside a row; the estimators treat the two alike
+    (both bootstrap from the next observation), and the batch is for
+    training only.
     """
     num = len(counts)
     ends = np.cumsum(counts) - 1

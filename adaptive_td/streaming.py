@@ -358,10 +358,10 @@ class ParquetSource(Source):
     chunk of its own). A file of more rows than `chunk_size` needs each
     episode's rows to be together (in any order of steps); an episode whose
     rows are apart is an error naming it and its rows. A file of at most
-    `chunk_size` rows is one chunk, in any row order. Each chunk is converted like
-    `datasets.read_parquet` (the same checks and messages, row numbers of the
-    whole file), with its episodes packed into rows of equal width
-    (`datasets._pack`) rather than one padded row each.
+    `chunk_size` rows is one chunk, in any row order. Each chunk is
+    converted like `datasets.read_parquet` (the same checks and messages,
+    row numbers of the whole file), with its episodes packed into rows of
+    equal width (`datasets._pack`) rather than one padded row each.
 
     Args:
       path: the Parquet file.
@@ -393,7 +393,7 @@ class ParquetSource(Source):
         self._options = (observation_columns, next_observation_columns, extra_columns)
         self.allow_unfinished = allow_unfinished
         try:
-            names = pq.ParquetFile(self.path).schema_arrow.names
+            metadata = pq.ParquetFile(self.path).metadata
         except (pa.ArrowInvalid, OSError) as error:
             raise ValueError(
                 f"read_parquet: {self.path} is not a Parquet file ({error})."
@@ -403,8 +403,10 @@ class ParquetSource(Source):
                 f"read_parquet: extra_columns={extra_columns!r}; expected 'raise' "
                 "or 'ignore'."
             )
-        datasets._schema(self._name, names, *self._options)
-        total = pq.ParquetFile(self.path).metadata.num_rows
+        #: The file's column names.
+        self.columns = metadata.schema.to_arrow_schema().names
+        datasets._schema(self._name, self.columns, *self._options)
+        total = metadata.num_rows
         if total == 0:
             raise ValueError(
                 f"read_parquet: {self.path} has no rows; expected one per transition."
@@ -496,7 +498,7 @@ class ParquetSource(Source):
                 # Missing ids, or ids of a wrong type: the checks of the
                 # chunk that holds them name them.
                 return
-            new = np.concatenate([[True], ids[1:] != ids[:-1]])
+            new = _starts(ids)
             if previous is not None and ids.size and ids[0] == previous:
                 new[0] = False
             starts.append(ids[new])
@@ -546,10 +548,14 @@ class ParquetSource(Source):
             yield Chunk(traj, table, observations, first)
 
 
+def _starts(ids: np.ndarray) -> np.ndarray:
+    """Where a run of equal ids starts (True at 0 and wherever the id changes)."""
+    return np.concatenate([[True], ids[1:] != ids[:-1]])
+
+
 def _run_lengths(ids: np.ndarray) -> np.ndarray:
     """Lengths of the runs of equal ids (episodes, sorted by id)."""
-    starts = np.flatnonzero(np.concatenate([[True], ids[1:] != ids[:-1]]))
-    return np.diff(np.append(starts, len(ids)))
+    return np.diff(np.append(np.flatnonzero(_starts(ids)), len(ids)))
 
 
 # -- the fit ---------------------------------------------------------------------

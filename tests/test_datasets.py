@@ -775,12 +775,12 @@ def test_extra_keys_ignore_in_rlds():
 def test_from_transitions_names_the_input_of_another_length(name):
     tr = transitions()
     tr[name] = tr[name][:5]
-    others = [k for k in tr if k != name]
     with pytest.raises(ValueError) as info:
         from_transitions(**tr)
+    listing = ", ".join(f"{k} {5 if k == name else 6}" for k in tr)
     assert str(info.value) == (
-        f"from_transitions: {name} has 5 rows, but {', '.join(others[:-1])} and "
-        f"{others[-1]} have 6; every input needs one row per transition."
+        f"from_transitions: {name} differ from the other inputs in rows "
+        f"({listing}); every input needs one row per transition."
     )
 
 
@@ -791,9 +791,10 @@ def test_from_transitions_names_every_input_of_another_length():
     with pytest.raises(ValueError) as info:
         from_transitions(**tr, episode_ids=IDS[:5])
     assert str(info.value) == (
-        "from_transitions: rewards has 5 rows, truncated has 4 rows and "
-        "episode_ids has 5 rows, but observations, next_observations, "
-        "terminated and actions have 6; every input needs one row per transition."
+        "from_transitions: rewards, truncated and episode_ids differ from the "
+        "other inputs in rows (observations 6, next_observations 6, rewards 5, "
+        "terminated 6, truncated 4, episode_ids 5, actions 6); every input needs "
+        "one row per transition."
     )
 
 

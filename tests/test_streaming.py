@@ -484,7 +484,8 @@ def test_fit_and_predict_on_a_folder_of_shards(cartpole, tmp_path):
     out = tmp_path / "out"
     result = _run(
         "fit", "--data", shards, "--method", "adaptive-td", "--steps", "40",
-        "--batch-size", "16", "--hidden", "8", "--ensemble-size", "2", "--allow-unfinished", "--out", out,
+        "--batch-size", "16", "--hidden", "8", "--ensemble-size", "2",
+        "--allow-unfinished", "--out", out,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     values = pq.read_table(out / "values.parquet")
